@@ -1,0 +1,199 @@
+/*
+ * Stages: the descriptor every stage type — built-in or plugin — declares,
+ * its option table, and the calls a stage makes into the engine.
+ *
+ * Life of a stage worker (one per `workers:` copy, each on its own thread):
+ *
+ *   engine allocates state_size zeroed bytes, fills options at their
+ *   offsets (defaults applied), then
+ *     init(state, sc)                      once; may fail the run
+ *     source:  run(state, sc)              loop emitting records until its
+ *                                          input is exhausted or
+ *                                          sl_stage_stopping(sc)
+ *     others:  process(state, sc, rec)     per input record
+ *              flush(state, sc)            whenever the input runs dry for a
+ *                                          moment, and at end of input;
+ *                                          sinks commit here
+ *     destroy(state)                       always, even after init failed;
+ *                                          the engine then frees option
+ *                                          values and the state
+ *
+ * process() contract: return 0 once the record is dealt with — emitted
+ * (sl_emit), dropped (sl_record_drop), or stored (sl_record_stored) — all of
+ * which take ownership. Return a negative SL_E* code, after describing the
+ * problem with sl_stage_error(), to leave the record with the engine, which
+ * applies the stage's on_error policy (fail, skip, dead_letter, retry).
+ *
+ * Thread: callbacks run on the worker's own thread; the sl_stage_* calls
+ * below are for that thread only unless noted.
+ */
+#ifndef SLUICE_STAGE_H
+#define SLUICE_STAGE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "clock.h"
+#include "context.h"
+#include "expr.h"
+#include "record.h"
+#include "value.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ------------------------------------------------------------------ */
+/* Options                                                             */
+/* ------------------------------------------------------------------ */
+
+/* Option types and the C type stored at the option's offset. */
+typedef enum sl_opt_type {
+    SL_OPT_BOOL = 1,     /* bool */
+    SL_OPT_INT,          /* int64_t */
+    SL_OPT_DOUBLE,       /* double */
+    SL_OPT_STRING,       /* char * (engine-owned) */
+    SL_OPT_DURATION,     /* int64_t nanoseconds; YAML "250ms", "5s", "2m", "1h" */
+    SL_OPT_RATE,         /* double per second; YAML "100/s", "6000/m", "5/h" */
+    SL_OPT_SIZE,         /* int64_t bytes; YAML 4096, "64KiB", "16MiB" */
+    SL_OPT_ENUM,         /* int: index into the '|'-separated choices */
+    SL_OPT_EXPR,         /* sl_expr * (compiled, engine-owned) */
+    SL_OPT_STRING_LIST,  /* sl_strlist; a YAML sequence (a scalar = one item) */
+    SL_OPT_STRING_MAP,   /* sl_strmap; a YAML mapping of scalars */
+    SL_OPT_EXPR_MAP,     /* sl_exprmap; a YAML mapping of expressions */
+} sl_opt_type;
+
+typedef struct sl_strlist {
+    size_t n;
+    char **items;
+} sl_strlist;
+
+typedef struct sl_strmap {
+    size_t n;
+    char **keys;
+    char **values;
+} sl_strmap;
+
+typedef struct sl_exprmap {
+    size_t n;
+    char **keys;
+    sl_expr **exprs;
+} sl_exprmap;
+
+#define SL_OPT_REQUIRED 0x1u   /* must be given */
+
+typedef struct sl_option {
+    sl_opt_type type;
+    const char *key;
+    const char *default_yaml;  /* default written as YAML text; NULL = none */
+    unsigned flags;            /* SL_OPT_* flags */
+    size_t offset;             /* where the value goes in the stage state */
+    double min, max;           /* inclusive range for numbers; min == max: unchecked */
+    const char *choices;       /* SL_OPT_ENUM: "jsonl|csv" */
+    const char *description;   /* one line, for `sluice stages` and docs */
+} sl_option;
+
+/* Table terminator. */
+#define SL_OPTIONS_END { 0, NULL, NULL, 0, 0, 0, 0, NULL, NULL }
+
+/* ------------------------------------------------------------------ */
+/* The stage context: calls a stage makes into the engine              */
+/* ------------------------------------------------------------------ */
+
+typedef struct sl_stage_ctx sl_stage_ctx;
+
+/*
+ * Send rec downstream (takes ownership). May block while the output is full
+ * (backpressure). Returns 0, or SL_ECANCELED when the run is being torn down
+ * (rec is then freed; the stage should return promptly). A stage with no
+ * downstream (a sink) must not emit.
+ */
+int sl_emit(sl_stage_ctx *sc, sl_record *rec);
+
+/* The record was filtered out on purpose: counts in `dropped`, frees it. */
+void sl_record_drop(sl_stage_ctx *sc, sl_record *rec);
+
+/* A sink stored rec durably (committed): counts in records_out, frees it. */
+void sl_record_stored(sl_stage_ctx *sc, sl_record *rec);
+
+/*
+ * A sink that holds records until its batch commits may instead count them
+ * with sl_stage_count_stored(sc, n) and free them itself.
+ */
+void sl_stage_count_stored(sl_stage_ctx *sc, uint64_t n, uint64_t bytes);
+
+/*
+ * Describe why the current call failed ("line 12: expected ',' at column 7").
+ * The engine prefixes the stage name. printf-style. Returns code unchanged,
+ * so `return sl_stage_error(sc, SL_EPARSE, "...")` reads naturally.
+ */
+int sl_stage_error(sl_stage_ctx *sc, int code, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* Sources: true once the pipeline asks sources to stop (SIGINT/SIGTERM,
+ * deadline, failure). run() should return 0 soon after. Thread: any. */
+bool sl_stage_stopping(const sl_stage_ctx *sc);
+
+/* The worker's context: done when the run is cancelled. Pass it to blocking
+ * calls (sl_ctx_sleep, channel ops) so they wake on cancel. */
+sl_ctx *sl_stage_context(sl_stage_ctx *sc);
+
+/* A context done when the run is cancelled *or* sources are asked to stop:
+ * what a source waits on between records. */
+sl_ctx *sl_stage_source_context(sl_stage_ctx *sc);
+
+const char *sl_stage_name(const sl_stage_ctx *sc);
+int sl_stage_worker_index(const sl_stage_ctx *sc);   /* 0..workers-1 */
+int sl_stage_worker_count(const sl_stage_ctx *sc);
+const sl_clock *sl_stage_clock(const sl_stage_ctx *sc);
+
+/* Count retries / extra errors a stage handles itself (e.g. HTTP). */
+void sl_stage_count_retry(sl_stage_ctx *sc);
+void sl_stage_count_error(sl_stage_ctx *sc);
+/* Bytes read by a source (bytes_in) — records_in/out are counted for you. */
+void sl_stage_count_bytes_in(sl_stage_ctx *sc, uint64_t n);
+
+typedef enum sl_log_level {
+    SL_LOG_ERROR = 0,
+    SL_LOG_WARN,
+    SL_LOG_INFO,
+    SL_LOG_DEBUG,
+} sl_log_level;
+
+/* Log a line to stderr prefixed with time, level and stage. Thread: any. */
+void sl_stage_log(const sl_stage_ctx *sc, sl_log_level level,
+                  const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
+/* ------------------------------------------------------------------ */
+/* The descriptor                                                      */
+/* ------------------------------------------------------------------ */
+
+typedef enum sl_stage_kind {
+    SL_STAGE_SOURCE = 1,     /* no input; run() produces records */
+    SL_STAGE_TRANSFORM = 2,  /* input and output; process() */
+    SL_STAGE_SINK = 3,       /* input only; process() + flush() commit */
+} sl_stage_kind;
+
+typedef struct sl_stage_desc {
+    /* --- ABI 1.0 --- */
+    uint16_t abi_major;        /* SL_ABI_MAJOR the stage was built against */
+    uint16_t abi_minor;        /* SL_ABI_MINOR the stage was built against */
+    uint32_t struct_size;      /* sizeof(sl_stage_desc) when built */
+    const char *name;          /* type name used in YAML: "json" */
+    sl_stage_kind kind;
+    const char *summary;       /* one line for `sluice stages` */
+    const sl_option *options;  /* terminated by SL_OPTIONS_END; may be NULL */
+    size_t state_size;         /* bytes of per-worker state (>= options' reach) */
+    int (*init)(void *state, sl_stage_ctx *sc);
+    int (*run)(void *state, sl_stage_ctx *sc);                     /* sources */
+    int (*process)(void *state, sl_stage_ctx *sc, sl_record *rec); /* others */
+    int (*flush)(void *state, sl_stage_ctx *sc);                   /* may be NULL */
+    void (*destroy)(void *state);                                  /* may be NULL */
+    /* --- end of ABI 1.0; new fields go below, with the minor they came in --- */
+} sl_stage_desc;
+
+#ifdef __cplusplus
+}
+#endif
+#endif
