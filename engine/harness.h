@@ -1,0 +1,59 @@
+/* Private to the engine: not installed, not part of the plugin ABI. */
+/*
+ * Stage harness: drive one stage descriptor outside a pipeline, for tests.
+ * Options come from YAML text through the same option table code as a real
+ * run; input records are fed to process() (then flush()), or run() is called
+ * for a source; whatever the stage emits, drops, stores or fails on is
+ * collected for assertions.
+ *
+ * Thread: owner (the stage runs on the calling thread).
+ */
+#ifndef SLUICE_ENGINE_HARNESS_H
+#define SLUICE_ENGINE_HARNESS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "sluice/stage.h"
+
+typedef struct sl_harness sl_harness;
+
+/*
+ * Create a harness for desc with options given as YAML mapping text
+ * (e.g. "where: status >= 500"). NULL options = none. Returns 0, or
+ * SL_ECONFIG with the messages readable through sl_harness_config_error.
+ * On SL_ECONFIG *out is still set (so the message can be read) and must be
+ * destroyed.
+ */
+int sl_harness_create(const sl_stage_desc *desc, const char *options_yaml,
+                      sl_harness **out);
+void sl_harness_destroy(sl_harness *h);   /* NULL: no-op; calls destroy() */
+const char *sl_harness_config_error(const sl_harness *h);  /* "" if none */
+
+/* Calls init(). Returns its result. */
+int sl_harness_init(sl_harness *h);
+
+/* Feed one record to process() (takes ownership). Returns process()'s result;
+ * on error the record is kept in the harness's failed list. */
+int sl_harness_process(sl_harness *h, sl_record *rec);
+/* Convenience: a record whose payload is the given text. */
+int sl_harness_process_text(sl_harness *h, const char *payload);
+/* Convenience: a record whose fields are parsed from JSON text. */
+int sl_harness_process_json(sl_harness *h, const char *json);
+
+int sl_harness_flush(sl_harness *h);
+/* Source stages: call run() until it returns. */
+int sl_harness_run(sl_harness *h);
+/* Ask the source to stop (sl_stage_stopping becomes true). Thread: any. */
+void sl_harness_stop(sl_harness *h);
+
+/* What happened. Records stay owned by the harness. */
+size_t sl_harness_emitted_count(const sl_harness *h);
+sl_record *sl_harness_emitted(const sl_harness *h, size_t i);
+size_t sl_harness_dropped_count(const sl_harness *h);
+uint64_t sl_harness_stored_count(const sl_harness *h);
+uint64_t sl_harness_error_count(const sl_harness *h);
+const char *sl_harness_last_error(const sl_harness *h);  /* "" if none */
+void *sl_harness_state(sl_harness *h);
+
+#endif
