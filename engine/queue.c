@@ -142,8 +142,9 @@ static void wake_poppers(sl_ctx_waiter *w)
 /*
  * The waiter is registered before taking mu (the context's lock must never
  * be taken while holding mu: the waker takes them in the other order).
- * A popper leaving without an item while items remain passes the signal
- * on, so a push's single wake-up is never lost to a cancelled popper.
+ * A push wakes one popper. If that one leaves because its context is done
+ * while items remain, it passes the wake-up on: it may have seen the
+ * context done and unregistered before the context's own broadcast ran.
  */
 int sl_queue_pop(sl_queue *q, sl_ctx *ctx, void **out)
 {
