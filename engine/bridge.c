@@ -42,6 +42,8 @@ static int drain_sub(sl_bridge *b, sl_chan *sub)
     }
 }
 
+/* The bridge thread: sub-channel after sub-channel, releasing each when
+ * done with it; closes out however it ends. */
 static void *bridge_main(void *p)
 {
     sl_bridge *b = p;
@@ -70,6 +72,8 @@ static void *bridge_main(void *p)
     return NULL;
 }
 
+/* Allocate, take a child context, start the thread; on failure nothing
+ * is left behind and *out_bridge is untouched. Thread: any. */
 int sl_bridge_start(sl_ctx *ctx, sl_chan *subs, sl_chan *out,
                     sl_chan_release_fn release, void *arg,
                     sl_bridge **out_bridge)
@@ -104,12 +108,14 @@ out_free_bridge:
     return rc;
 }
 
+/* Cancel the bridge's own context. Thread: any. */
 void sl_bridge_stop(sl_bridge *b)
 {
     if (b != NULL)
         sl_ctx_cancel(b->ctx, SL_ECANCELED, "bridge stopped");
 }
 
+/* Join the thread once; later calls return the same result. Thread: owner. */
 int sl_bridge_wait(sl_bridge *b)
 {
     if (b == NULL)
@@ -121,6 +127,7 @@ int sl_bridge_wait(sl_bridge *b)
     return b->result;
 }
 
+/* Stop, join, free. NULL: no-op. Thread: owner. */
 void sl_bridge_destroy(sl_bridge *b)
 {
     if (b == NULL)

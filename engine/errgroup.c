@@ -32,6 +32,8 @@ struct sl_errgroup {
     int err;                 /* first error, 0 if none */
 };
 
+/* A group with no tasks under a child of parent (or a new root).
+ * Thread: any. */
 int sl_errgroup_create(sl_ctx *parent, size_t limit, sl_errgroup **out)
 {
     if (out == NULL)
@@ -52,6 +54,7 @@ int sl_errgroup_create(sl_ctx *parent, size_t limit, sl_errgroup **out)
     return 0;
 }
 
+/* The group's context, borrowed. Thread: any. */
 sl_ctx *sl_errgroup_ctx(const sl_errgroup *g)
 {
     return g->ctx;
@@ -70,6 +73,8 @@ static void group_fail(sl_errgroup *g, int code, const char *cause)
         sl_ctx_cancel(g->ctx, code, "%s", cause);
 }
 
+/* Format the cause, then fail the group if this is its first error.
+ * Non-negative codes are ignored. Thread: any. */
 void sl_errgroup_fail(sl_errgroup *g, int code, const char *cause_fmt, ...)
 {
     char cause[256];
@@ -86,6 +91,8 @@ void sl_errgroup_fail(sl_errgroup *g, int code, const char *cause_fmt, ...)
     group_fail(g, code, cause);
 }
 
+/* A task's thread: run it, record a failure, then put itself on the done
+ * list for go() or wait() to join. */
 static void *task_main(void *p)
 {
     struct eg_task *t = p;
@@ -119,6 +126,8 @@ static void reap(sl_errgroup *g)
     }
 }
 
+/* Context waiter for go() blocked on the limit: wake it to re-check. Takes
+ * mu, a leaf lock never held across a context call. */
 static void wake_group(sl_ctx_waiter *w)
 {
     sl_errgroup *g = w->arg;
@@ -163,6 +172,8 @@ static int take_slot(sl_errgroup *g)
     return done ? sl_ctx_err(g->ctx) : 0;
 }
 
+/* Join finished tasks, take a slot (maybe waiting), start the thread.
+ * Thread: any. */
 int sl_errgroup_go(sl_errgroup *g, sl_task_fn fn, void *arg)
 {
     if (g == NULL || fn == NULL)
@@ -207,6 +218,7 @@ int sl_errgroup_wait(sl_errgroup *g)
     return err;
 }
 
+/* Wait for every task, then free. NULL: no-op. Thread: owner. */
 void sl_errgroup_destroy(sl_errgroup *g)
 {
     if (g == NULL)

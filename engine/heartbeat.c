@@ -20,6 +20,7 @@
 /* heartbeat                                                           */
 /* ------------------------------------------------------------------ */
 
+/* One pulse at the clock's current time. Thread: owner. */
 void sl_heartbeat_init(sl_heartbeat *hb, const sl_clock *clock)
 {
     hb->clock = clock;
@@ -40,11 +41,13 @@ void sl_heartbeat_pulse(sl_heartbeat *hb)
     atomic_fetch_add_explicit(&hb->beats, 1, memory_order_release);
 }
 
+/* Silence stops counting until the next pulse. Thread: any. */
 void sl_heartbeat_pause(sl_heartbeat *hb)
 {
     atomic_store_explicit(&hb->paused, true, memory_order_release);
 }
 
+/* Time of the last pulse. Thread: any. */
 int64_t sl_heartbeat_last(const sl_heartbeat *hb)
 {
     return atomic_load_explicit(&((sl_heartbeat *)hb)->last_ns,
@@ -80,6 +83,7 @@ struct sl_watchdog {
     pthread_t thread;            /* the checking thread */
 };
 
+/* An empty watchdog, no thread yet. Thread: any. */
 int sl_watchdog_create(int64_t timeout_ns, sl_watchdog_fn on_stuck,
                        void *arg, sl_watchdog **out)
 {
@@ -97,12 +101,15 @@ int sl_watchdog_create(int64_t timeout_ns, sl_watchdog_fn on_stuck,
     return 0;
 }
 
+/* Free a registration nobody references any more. */
 static void entry_free(struct wd_entry *e)
 {
     free(e->name);
     free(e);
 }
 
+/* Stop the thread, free every registration and the watchdog.
+ * NULL: no-op. Thread: owner. */
 void sl_watchdog_destroy(sl_watchdog *wd)
 {
     if (wd == NULL)
@@ -119,6 +126,8 @@ void sl_watchdog_destroy(sl_watchdog *wd)
     free(wd);
 }
 
+/* Register hb under a copy of name; refuses a heartbeat already watched.
+ * Thread: any. */
 int sl_watchdog_add(sl_watchdog *wd, const char *name, sl_heartbeat *hb)
 {
     if (wd == NULL || name == NULL || hb == NULL)
@@ -148,6 +157,8 @@ int sl_watchdog_add(sl_watchdog *wd, const char *name, sl_heartbeat *hb)
     return 0;
 }
 
+/* Unlink hb's registration; it is freed now, or by the check still
+ * delivering its report. Thread: any. */
 int sl_watchdog_remove(sl_watchdog *wd, const sl_heartbeat *hb)
 {
     struct wd_entry *gone = NULL;
@@ -231,6 +242,8 @@ size_t sl_watchdog_check(sl_watchdog *wd, int64_t now_ns)
     return count;
 }
 
+/* The background thread: sleep an interval (ends at once on cancel),
+ * check against the real clock, repeat. */
 static void *watchdog_main(void *p)
 {
     sl_watchdog *wd = p;
@@ -239,6 +252,7 @@ static void *watchdog_main(void *p)
     return NULL;
 }
 
+/* Start the background thread under a child of ctx. Thread: owner. */
 int sl_watchdog_start(sl_watchdog *wd, sl_ctx *ctx, int64_t interval_ns)
 {
     int rc;
@@ -262,6 +276,7 @@ int sl_watchdog_start(sl_watchdog *wd, sl_ctx *ctx, int64_t interval_ns)
     return 0;
 }
 
+/* Cancel the thread's context and join it. Thread: owner. */
 void sl_watchdog_stop(sl_watchdog *wd)
 {
     if (wd == NULL || !wd->running)

@@ -33,12 +33,15 @@ struct sl_merge {
     bool joined;              /* owner only */
 };
 
+/* Keep the first error any forwarder met. */
 static void record_error(sl_merge *m, int rc)
 {
     int expected = 0;
     atomic_compare_exchange_strong(&m->result, &expected, rc);
 }
 
+/* A forwarder: pass the start gate, move batches until its input closes
+ * or the merge stops; the last forwarder out closes the output. */
 static void *fwd_main(void *p)
 {
     struct merge_fwd *f = p;
@@ -76,6 +79,7 @@ static void *fwd_main(void *p)
     return NULL;
 }
 
+/* Free the merge's memory (threads joined, context gone). */
 static void merge_free(sl_merge *m)
 {
     pthread_mutex_destroy(&m->mu);
@@ -145,17 +149,20 @@ out_free_merge:
     return rc;
 }
 
+/* Forwarders still running. Thread: any. */
 size_t sl_merge_active(const sl_merge *m)
 {
     return atomic_load(&((sl_merge *)m)->active);
 }
 
+/* Cancel the merge's own context. Thread: any. */
 void sl_merge_stop(sl_merge *m)
 {
     if (m != NULL)
         sl_ctx_cancel(m->ctx, SL_ECANCELED, "merge stopped");
 }
 
+/* Join every forwarder once; return the first error. Thread: owner. */
 int sl_merge_wait(sl_merge *m)
 {
     if (m == NULL)
@@ -168,6 +175,7 @@ int sl_merge_wait(sl_merge *m)
     return atomic_load(&m->result);
 }
 
+/* Stop, join, free. NULL: no-op. Thread: owner. */
 void sl_merge_destroy(sl_merge *m)
 {
     if (m == NULL)

@@ -65,12 +65,16 @@ static void fail(sl_pool *p, int rc)
     sl_ctx_cancel(p->ctx, rc, "worker pool: %s", sl_strerror(rc));
 }
 
+/* Free a result that will never be sent. */
 static void free_result(sl_pool *p, void *res)
 {
     if (res != NULL && p->cfg.free_result != NULL)
         p->cfg.free_result(res);
 }
 
+/* Context waiter: mark the pool stopping and wake workers waiting for
+ * room. It takes mu, a leaf lock held only for short sections in which
+ * no context or channel call is made, so the waker cannot deadlock. */
 static void wake_pool(sl_ctx_waiter *w)
 {
     sl_pool *p = w->arg;
@@ -147,6 +151,8 @@ static int deposit(sl_pool *p, uint64_t seq, void *res)
     return rc;
 }
 
+/* A worker: pass the start gate, then receive, process, send (or deposit)
+ * until the input closes or the pool stops; the last one out closes out. */
 static void *worker_main(void *arg)
 {
     sl_pool *p = arg;
@@ -198,6 +204,7 @@ static void *worker_main(void *arg)
     return NULL;
 }
 
+/* Free the pool's memory (threads joined, context gone). */
 static void pool_free(sl_pool *p)
 {
     pthread_cond_destroy(&p->room);
@@ -283,6 +290,7 @@ out_free_pool:
     return rc;
 }
 
+/* Cancel the pool's own context. Thread: any. */
 void sl_pool_stop(sl_pool *p)
 {
     if (p != NULL)
@@ -314,6 +322,7 @@ int sl_pool_wait(sl_pool *p)
     return p->result;
 }
 
+/* Stop, join, free. NULL: no-op. Thread: owner. */
 void sl_pool_destroy(sl_pool *p)
 {
     if (p == NULL)

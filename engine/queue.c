@@ -28,6 +28,7 @@ struct sl_queue {
     sl_free_fn free_item;   /* immutable after create; may be NULL */
 };
 
+/* An empty queue with a ring of QUEUE_MIN_CAP slots. Thread: any. */
 int sl_queue_create(sl_free_fn free_item, sl_queue **out)
 {
     if (out == NULL)
@@ -48,6 +49,7 @@ int sl_queue_create(sl_free_fn free_item, sl_queue **out)
     return 0;
 }
 
+/* Free what is still queued, then the queue. NULL: no-op. Thread: owner. */
 void sl_queue_destroy(sl_queue *q)
 {
     if (q == NULL)
@@ -77,6 +79,8 @@ static bool resize(sl_queue *q, size_t new_cap)
     return true;
 }
 
+/* Append under mu, doubling the ring when full; a refused item is freed
+ * after mu is released (free_item is the caller's code). Thread: any. */
 int sl_queue_push(sl_queue *q, void *item)
 {
     int rc = 0;
@@ -118,6 +122,8 @@ static void *take(sl_queue *q)
     return item;
 }
 
+/* Pop without waiting: SL_EAGAIN when empty, SL_ECLOSED when closed and
+ * drained. Thread: any. */
 int sl_queue_try_pop(sl_queue *q, void **out)
 {
     int rc = 0;
@@ -130,7 +136,8 @@ int sl_queue_try_pop(sl_queue *q, void **out)
     return rc;
 }
 
-/* Context waiter: wake every popper so the one(s) on this ctx notice. */
+/* Context waiter: wake every popper so the one(s) on this ctx notice. It
+ * takes mu, a leaf lock never held across a context call. */
 static void wake_poppers(sl_ctx_waiter *w)
 {
     sl_queue *q = w->arg;
@@ -186,6 +193,7 @@ int sl_queue_pop(sl_queue *q, sl_ctx *ctx, void **out)
     return rc;
 }
 
+/* Mark closed and wake every popper. Idempotent. Thread: any. */
 void sl_queue_close(sl_queue *q)
 {
     pthread_mutex_lock(&q->mu);
@@ -194,6 +202,7 @@ void sl_queue_close(sl_queue *q)
     pthread_mutex_unlock(&q->mu);
 }
 
+/* Whether close was called. Thread: any. */
 bool sl_queue_is_closed(const sl_queue *q)
 {
     sl_queue *mq = (sl_queue *)q;
@@ -203,6 +212,7 @@ bool sl_queue_is_closed(const sl_queue *q)
     return closed;
 }
 
+/* Items queued now. Thread: any. */
 size_t sl_queue_len(const sl_queue *q)
 {
     sl_queue *mq = (sl_queue *)q;
@@ -212,6 +222,7 @@ size_t sl_queue_len(const sl_queue *q)
     return len;
 }
 
+/* The counters, read together under mu. Thread: any. */
 void sl_queue_stats_get(const sl_queue *q, sl_queue_stats *out)
 {
     sl_queue *mq = (sl_queue *)q;

@@ -17,7 +17,7 @@ struct sl_tee {
     sl_chan *in;            /* borrowed */
     sl_chan **outs;         /* borrowed channels; array owned */
     bool *live;             /* tee thread only: output still open */
-    void **pending;         /* tee thread only: item still to send, per output */
+    void **pending;         /* tee thread only: per output, item to send */
     size_t n;               /* number of outputs */
     sl_copy_fn copy;        /* immutable after start */
     sl_free_fn free_item;   /* immutable after start */
@@ -27,6 +27,7 @@ struct sl_tee {
     int result;             /* written by the thread, read after join */
 };
 
+/* Free the tee's memory (the thread is joined, the context gone). */
 static void tee_free(sl_tee *t)
 {
     free(t->pending);
@@ -94,6 +95,8 @@ static int send_round(sl_tee *t, size_t *nlive)
     return *nlive == 0 ? SL_ECLOSED : 0;
 }
 
+/* The tee thread: one item per round until in closes or something stops
+ * it; then close every output, whatever the reason. */
 static void *tee_main(void *p)
 {
     sl_tee *t = p;
@@ -122,6 +125,7 @@ static void *tee_main(void *p)
     return NULL;
 }
 
+/* Map a pthread_create error to an SL_E* code. */
 static int thread_error(int err)
 {
     return err == EAGAIN ? SL_EAGAIN : SL_EINTERNAL;
@@ -183,12 +187,14 @@ out_free_tee:
     return rc;
 }
 
+/* Cancel the tee's own context; the thread notices at once. Thread: any. */
 void sl_tee_stop(sl_tee *t)
 {
     if (t != NULL)
         sl_ctx_cancel(t->ctx, SL_ECANCELED, "tee stopped");
 }
 
+/* Join the thread once; later calls return the same result. Thread: owner. */
 int sl_tee_wait(sl_tee *t)
 {
     if (t == NULL)
@@ -200,6 +206,7 @@ int sl_tee_wait(sl_tee *t)
     return t->result;
 }
 
+/* Stop, join, free. NULL: no-op. Thread: owner. */
 void sl_tee_destroy(sl_tee *t)
 {
     if (t == NULL)

@@ -69,7 +69,7 @@ typedef int (*sl_item_fn)(void *item, void *arg);
  * channel is closed and drained (returns 0), ctx is done (returns its
  * error), or fn returns non-zero (returns that value; the items still in
  * the channel stay there). fn owns each item it is given. ctx may be NULL.
- * Thread: any (the calling thread runs fn).
+ * SL_EINVAL if in or fn is NULL. Thread: any (the calling thread runs fn).
  */
 int sl_chan_for_each(sl_chan *in, sl_ctx *ctx, sl_item_fn fn, void *arg);
 
@@ -170,6 +170,8 @@ typedef struct sl_bridge sl_bridge;
  * concurrently; their items wait in those channels, bounded by their
  * capacity.) When subs is closed and drained, out is closed: result 0.
  *
+ * A NULL item in subs stands for an empty stream and is skipped.
+ *
  * After the bridge has finished with a sub-channel — closed and drained,
  * or abandoned because the bridge stopped — it calls release(sub, arg)
  * (release may be NULL). Release is where the bridge's claim on the
@@ -237,6 +239,7 @@ int sl_queue_try_pop(sl_queue *q, void **out);
 /* No more pushes; poppers drain what is queued, then get SL_ECLOSED.
  * Idempotent. Thread: any. */
 void sl_queue_close(sl_queue *q);
+/* true once closed. Thread: any. */
 bool sl_queue_is_closed(const sl_queue *q);
 
 /* Items queued now (a snapshot). Thread: any. */
@@ -329,7 +332,8 @@ void sl_watchdog_stop(sl_watchdog *wd);
 /*
  * Process one item (given away to fn) into *result (NULL: nothing to send
  * for it). Return 0, or a negative SL_E* code to stop the whole pool with
- * that error (per-item errors a stage can survive are for fn to handle).
+ * that error (per-item errors a stage can survive are for fn to handle);
+ * on error a result left in *result is freed with free_result.
  * ctx is the pool's context: long work should honour it. Runs on a worker
  * thread, concurrently with other calls.
  */
