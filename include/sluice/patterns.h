@@ -93,9 +93,9 @@ typedef struct sl_tee sl_tee;
  * original. copy may be NULL only when n == 1.
  *
  * Bounds: the tee holds at most one item (and its copies) at a time, so an
- * output that is not read stops the tee: no reader gets more than its
- * channel's capacity + 1 items ahead of the slowest one, and in is not
- * drained further. An item is first offered to every output without
+ * output that is not read stops the tee: no reader gets more than the
+ * slowest output's capacity + 1 items ahead of the slowest reader, and in
+ * is not drained further. An item is first offered to every output without
  * blocking, then the tee blocks on the outputs still missing it.
  *
  * An output closed by its reader is dropped from the tee (its branch gets
@@ -410,7 +410,9 @@ sl_ctx *sl_errgroup_ctx(const sl_errgroup *g);
  * returning an error records it as the group's error if it is the first,
  * and cancels the group's context with that code and the cause
  * sl_strerror(code). Returns 0, the context's error, or SL_EAGAIN (no
- * thread). On failure arg stays with the caller. Thread: any.
+ * thread). On failure arg stays with the caller. A task may call go on
+ * its own group, but with a limit it then holds a slot while waiting for
+ * one. Thread: any.
  */
 int sl_errgroup_go(sl_errgroup *g, sl_task_fn fn, void *arg);
 
