@@ -605,7 +605,8 @@ size_t sl_chan_len(const sl_chan *ch)
     /* head first: both only grow, so the difference is never negative. */
     uint64_t h = atomic_load_explicit(&ch->head, memory_order_acquire);
     uint64_t t = atomic_load_explicit(&ch->tail, memory_order_acquire) & POS_MASK;
-    return (size_t)(t - h);
+    /* Sends between the two loads may overshoot; depth never exceeds cap. */
+    return (size_t)(t - h > ch->cap ? ch->cap : t - h);
 }
 
 size_t sl_chan_cap(const sl_chan *ch)
@@ -624,7 +625,7 @@ void sl_chan_stats_get(const sl_chan *ch, sl_chan_stats *out)
     uint64_t t = atomic_load_explicit(&ch->tail, memory_order_acquire) & POS_MASK;
     out->sent = t;
     out->received = h;
-    out->depth = (size_t)(t - h);
+    out->depth = (size_t)(t - h > ch->cap ? ch->cap : t - h);
     out->capacity = (size_t)ch->cap;
     out->max_depth = (size_t)atomic_load_explicit(&ch->max_depth, memory_order_relaxed);
     out->blocked_send_ns = atomic_load_explicit(&ch->blocked_send_ns, memory_order_relaxed);
