@@ -165,11 +165,18 @@ Test(tee, slow_reader_bounds_the_fast_one_and_the_input)
     cr_assert_eq(sl_tee_start(NULL, in, outs, 2, thing_copy, thing_free,
                               NULL, &t), 0);
 
-    /* Steady state: the tee blocked on the full slow output, the fast
-     * reader blocked on its empty channel. Nothing can move from here
-     * until the slow branch reads. */
-    WAIT_UNTIL(sl__chan_blocked(slow, true) == 1 &&
-               sl__chan_blocked(fast, false) == 1);
+    /* Steady state: the fast reader has the item the tee holds, the tee
+     * waits on the full slow output. Nothing may move from here until the
+     * slow branch reads. Give a broken tee a moment to misbehave before
+     * looking (an observation window, not a synchronisation: a correct
+     * tee passes the assertions below at once). */
+    WAIT_UNTIL(atomic_load(&fr.n) >= CAP + 1 &&
+               sl__chan_blocked(slow, true) == 1 &&
+               sl_chan_len(slow) == CAP);
+    sl_ctx *pause;
+    cr_assert_eq(sl_ctx_create(&pause), 0);
+    sl_ctx_sleep(pause, 20 * SL_NS_PER_MS);
+    sl_ctx_destroy(pause);
     cr_assert_eq(atomic_load(&fr.n), CAP + 1,
                  "the fast reader is at most capacity + 1 ahead");
     cr_assert_eq(sl_chan_len(slow), CAP);

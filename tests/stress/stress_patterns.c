@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "sluice/channel.h"
+#include "sluice/clock.h"
 #include "sluice/context.h"
 #include "sluice/error.h"
 #include "sluice/patterns.h"
@@ -489,6 +490,14 @@ static void stress_queue(long per_pusher)
     check_balanced("queue");
 }
 
+/* Print how long a part took; returns the time now. */
+static int64_t lap(const char *what, int64_t since)
+{
+    int64_t now = sl_clock_now(NULL);
+    printf("  %-24s %6.3f s\n", what, (double)(now - since) / SL_NS_PER_S);
+    return now;
+}
+
 int main(int argc, char **argv)
 {
     /* SLUICE_STRESS_SCALE multiplies the item counts (default 1). */
@@ -499,17 +508,27 @@ int main(int argc, char **argv)
     (void)argc;
     (void)argv;
 
+    int64_t t0 = sl_clock_now(NULL), t = t0;
     for (int round = 0; round < 2; round++) {
         bool cancel = round == 1;
-        stress_tee(8000 * scale, cancel);
-        stress_merge(3000 * scale, cancel);
-        stress_bridge(40, 200 * scale, cancel);
-        stress_pool(12000 * scale, true, cancel);
-        stress_pool(6000 * scale, false, cancel);
-        stress_errgroup((int)(300 * scale), 4, cancel);
+        stress_tee(5000 * scale, cancel);
+        t = lap(cancel ? "tee, cancelled" : "tee", t);
+        stress_merge(2000 * scale, cancel);
+        t = lap(cancel ? "merge, cancelled" : "merge", t);
+        stress_bridge(40, 100 * scale, cancel);
+        t = lap(cancel ? "bridge, cancelled" : "bridge", t);
+        stress_pool(8000 * scale, true, cancel);
+        t = lap(cancel ? "pool ordered, cancelled" : "pool ordered", t);
+        stress_pool(4000 * scale, false, cancel);
+        t = lap(cancel ? "pool, cancelled" : "pool", t);
+        stress_errgroup((int)(200 * scale), 4, cancel);
+        t = lap(cancel ? "errgroup, failing" : "errgroup", t);
     }
     stress_errgroup(100, 0, true);
-    stress_queue(10000 * scale);
-    printf("stress_patterns: ok\n");
+    t = lap("errgroup, no limit", t);
+    stress_queue(6000 * scale);
+    lap("queue", t);
+    printf("stress_patterns: ok in %.2f s\n",
+           (double)(sl_clock_now(NULL) - t0) / SL_NS_PER_S);
     return 0;
 }
