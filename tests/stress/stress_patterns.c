@@ -321,7 +321,8 @@ static void stress_pool(long n, bool ordered, bool cancel)
     struct producer pr = { .ch = in, .first = 0, .step = 1, .count = n };
     struct reader rd = { .ch = out, .ordered = ordered };
     sl_pool_config cfg = { .workers = 4, .ordered = ordered, .window = 8,
-                           .fn = square_ish, .free_result = item_free };
+                           .fn = square_ish, .free_result = item_free,
+                           .free_item = item_free };
     sl_pool *p;
 
     CHECK(sl_ctx_create(&root) == 0);
