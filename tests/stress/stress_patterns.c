@@ -512,9 +512,9 @@ int main(int argc, char **argv)
     int64_t t0 = sl_clock_now(NULL), t = t0;
     for (int round = 0; round < 2; round++) {
         bool cancel = round == 1;
-        stress_tee(5000 * scale, cancel);
+        stress_tee(3000 * scale, cancel);
         t = lap(cancel ? "tee, cancelled" : "tee", t);
-        stress_merge(2000 * scale, cancel);
+        stress_merge(1500 * scale, cancel);
         t = lap(cancel ? "merge, cancelled" : "merge", t);
         stress_bridge(40, 100 * scale, cancel);
         t = lap(cancel ? "bridge, cancelled" : "bridge", t);
