@@ -39,6 +39,7 @@ typedef struct worker {
     int index;                      /* producer index */
     uint64_t sum;                   /* consumer: sum of received values */
     uint64_t count;                 /* consumer: items received */
+    uint64_t ops;                   /* consumer: successful receive calls */
 } worker;
 
 static void *producer_main(void *arg)
@@ -85,6 +86,7 @@ static void *consumer_main(void *arg)
         for (size_t i = 0; i < got; i++)
             w->sum += (uintptr_t)buf[i];
         w->count += got;
+        w->ops++;
     }
 }
 
@@ -100,7 +102,7 @@ static int run(const char *name, uint64_t items, int producers, int consumers,
     pthread_t pt[8], ct[8];
     worker pw[8], cw[8];
     uint64_t total = b.per_producer * (uint64_t)producers;
-    uint64_t sum = 0, count = 0;
+    uint64_t sum = 0, count = 0, ops = 0;
 
     if (sl_ctx_create(&b.ctx) != 0 || sl_chan_create(CAPACITY, NULL, &b.ch) != 0)
         return 1;
@@ -120,6 +122,7 @@ static int run(const char *name, uint64_t items, int producers, int consumers,
         pthread_join(ct[i], NULL);
         sum += cw[i].sum;
         count += cw[i].count;
+        ops += cw[i].ops;
     }
     int64_t ns = sl_clock_now(NULL) - t0;
 
@@ -130,9 +133,10 @@ static int run(const char *name, uint64_t items, int producers, int consumers,
     }
     sl_chan_stats st;
     sl_chan_stats_get(b.ch, &st);
-    printf("%-12s %10llu %9.3f %10.2f %8.2f   blocked_send %.3fs idle_recv %.3fs\n",
+    printf("%-12s %10llu %9.3f %10.2f %8.2f   items/recv %.1f, blocked_send %.3fs, idle_recv %.3fs\n",
            name, (unsigned long long)total, (double)ns / 1e9,
            (double)total / ((double)ns / 1e9) / 1e6, (double)ns / (double)total,
+           (double)count / (double)ops,
            (double)st.blocked_send_ns / 1e9, (double)st.idle_recv_ns / 1e9);
     fflush(stdout);
     sl_chan_destroy(b.ch);

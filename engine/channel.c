@@ -108,11 +108,6 @@ static int64_t mono_now(void)
     return (int64_t)ts.tv_sec * SL_NS_PER_S + ts.tv_nsec;
 }
 
-static inline chan_slot *slot_at(const sl_chan *ch, uint64_t pos)
-{
-    return &ch->slots[ch->mask != 0 ? (pos & ch->mask) : (pos % ch->cap)];
-}
-
 /* ------------------------------------------------------------ events */
 
 /*
@@ -193,13 +188,43 @@ static inline void note_depth(sl_chan *ch, uint64_t end)
         ;
 }
 
+static inline uint64_t slot_index(const sl_chan *ch, uint64_t pos)
+{
+    return ch->mask != 0 ? (pos & ch->mask) : (pos % ch->cap);
+}
+
+/*
+ * Count the consecutive slots from index i (for position pos onwards) whose
+ * sequence is want, want + 2, ... — free slots for a sender, full ones for
+ * a receiver — up to n. *seq0 gets the first slot's sequence.
+ */
+static inline size_t ring_scan(const sl_chan *ch, uint64_t i, uint64_t want,
+                               size_t n, uint64_t *seq0)
+{
+    size_t k;
+
+    *seq0 = atomic_load_explicit(&ch->slots[i].seq, memory_order_seq_cst);
+    if (*seq0 != want)
+        return 0;
+    for (k = 1; k < n; k++) {
+        if (++i == ch->cap)
+            i = 0;
+        want += 2;
+        if (atomic_load_explicit(&ch->slots[i].seq, memory_order_acquire) != want)
+            break;
+    }
+    return k;
+}
+
 /*
  * Send up to n items without blocking. Returns how many were sent (in
  * order, from items[0]); *closed tells whether the channel is closed.
  */
-static size_t ring_send(sl_chan *ch, void *const *items, size_t n, bool *closed)
+static inline size_t ring_send(sl_chan *ch, void *const *items, size_t n,
+                               bool *closed)
 {
     uint64_t t = atomic_load_explicit(&ch->tail, memory_order_relaxed);
+    uint64_t i0, seq;
     size_t k;
 
     *closed = false;
@@ -208,12 +233,8 @@ static size_t ring_send(sl_chan *ch, void *const *items, size_t n, bool *closed)
             *closed = true;
             return 0;
         }
-        uint64_t seq = 0;
-        for (k = 0; k < n; k++) {
-            seq = atomic_load_explicit(&slot_at(ch, t + k)->seq, memory_order_seq_cst);
-            if (seq != SEQ_FREE(t + k))
-                break;
-        }
+        i0 = slot_index(ch, t);
+        k = ring_scan(ch, i0, SEQ_FREE(t), n, &seq);
         if (k == 0) {
             if ((int64_t)(seq - SEQ_FREE(t)) < 0) {
                 /* Slot t still holds last lap's item: full, unless our
@@ -234,15 +255,24 @@ static size_t ring_send(sl_chan *ch, void *const *items, size_t n, bool *closed)
     }
     /* Before publishing, so receivers cannot have moved head past t. */
     note_depth(ch, t + k);
-    /* The first store is seq_cst: see event_notify(). */
-    chan_slot *s = slot_at(ch, t);
-    s->item = items[0];
-    atomic_store_explicit(&s->seq, SEQ_FULL(t), memory_order_seq_cst);
-    for (size_t i = 1; i < k; i++) {
-        s = slot_at(ch, t + i);
-        s->item = items[i];
-        atomic_store_explicit(&s->seq, SEQ_FULL(t + i), memory_order_release);
+    /*
+     * Publish back to front: receivers scan from the first slot, so they
+     * see the whole batch at once and claim it with one CAS instead of
+     * chasing us slot by slot through shared cache lines. The first slot's
+     * store, last, is seq_cst: see event_notify().
+     */
+    if (k > 1) {
+        uint64_t i = i0 + k - 1;
+        if (i >= ch->cap)
+            i -= ch->cap;
+        for (size_t m = k - 1; m > 0; m--) {
+            ch->slots[i].item = items[m];
+            atomic_store_explicit(&ch->slots[i].seq, SEQ_FULL(t + m), memory_order_release);
+            i = i == 0 ? ch->cap - 1 : i - 1;
+        }
     }
+    ch->slots[i0].item = items[0];
+    atomic_store_explicit(&ch->slots[i0].seq, SEQ_FULL(t), memory_order_seq_cst);
     event_notify(&ch->not_empty, (int)k);
     return k;
 }
@@ -251,19 +281,16 @@ static size_t ring_send(sl_chan *ch, void *const *items, size_t n, bool *closed)
  * Receive up to max items without blocking. Returns how many. When it
  * returns 0, *closed tells whether the channel is closed and drained.
  */
-static size_t ring_recv(sl_chan *ch, void **out, size_t max, bool *closed)
+static inline size_t ring_recv(sl_chan *ch, void **out, size_t max, bool *closed)
 {
     uint64_t h = atomic_load_explicit(&ch->head, memory_order_relaxed);
+    uint64_t i0, seq;
     size_t k;
 
     *closed = false;
     for (;;) {
-        uint64_t seq = 0;
-        for (k = 0; k < max; k++) {
-            seq = atomic_load_explicit(&slot_at(ch, h + k)->seq, memory_order_seq_cst);
-            if (seq != SEQ_FULL(h + k))
-                break;
-        }
+        i0 = slot_index(ch, h);
+        k = ring_scan(ch, i0, SEQ_FULL(h), max, &seq);
         if (k == 0) {
             if ((int64_t)(seq - SEQ_FULL(h)) < 0) {
                 /* Nothing published at h: empty, in flight, or stale h. */
@@ -284,14 +311,20 @@ static size_t ring_recv(sl_chan *ch, void **out, size_t max, bool *closed)
                                                   memory_order_relaxed))
             break;
     }
-    chan_slot *s = slot_at(ch, h);
-    out[0] = s->item;
-    atomic_store_explicit(&s->seq, SEQ_FREE(h + ch->cap), memory_order_seq_cst);
-    for (size_t i = 1; i < k; i++) {
-        s = slot_at(ch, h + i);
-        out[i] = s->item;
-        atomic_store_explicit(&s->seq, SEQ_FREE(h + i + ch->cap), memory_order_release);
+    /* Free back to front for the same reason as ring_send publishes so. */
+    if (k > 1) {
+        uint64_t i = i0 + k - 1;
+        if (i >= ch->cap)
+            i -= ch->cap;
+        for (size_t m = k - 1; m > 0; m--) {
+            out[m] = ch->slots[i].item;
+            atomic_store_explicit(&ch->slots[i].seq, SEQ_FREE(h + m + ch->cap),
+                                  memory_order_release);
+            i = i == 0 ? ch->cap - 1 : i - 1;
+        }
     }
+    out[0] = ch->slots[i0].item;
+    atomic_store_explicit(&ch->slots[i0].seq, SEQ_FREE(h + ch->cap), memory_order_seq_cst);
     event_notify(&ch->not_full, (int)k);
     return k;
 }
@@ -349,7 +382,7 @@ void sl_chan_destroy(sl_chan *ch)
     uint64_t t = atomic_load(&ch->tail) & POS_MASK;
     if (ch->free_item != NULL) {
         for (uint64_t p = atomic_load(&ch->head); p != t; p++)
-            ch->free_item(slot_at(ch, p)->item);
+            ch->free_item(ch->slots[slot_index(ch, p)].item);
     }
     free(ch->slots);
     free(ch);
@@ -471,8 +504,12 @@ out_free:
 /* Blocking send; takes ownership of item. Thread: any. */
 int sl_chan_send(sl_chan *ch, sl_ctx *ctx, void *item)
 {
+    bool closed;
+
     if (ch == NULL)
         return SL_EINVAL;
+    if (!sl_ctx_is_done(ctx) && ring_send(ch, &item, 1, &closed) == 1)
+        return 0;
     return chan_send_n(ch, ctx, &item, 1);
 }
 
@@ -550,9 +587,12 @@ static int chan_recv_n(sl_chan *ch, sl_ctx *ctx, void **out, size_t max,
 int sl_chan_recv(sl_chan *ch, sl_ctx *ctx, void **out)
 {
     size_t got;
+    bool closed;
 
     if (ch == NULL || out == NULL)
         return SL_EINVAL;
+    if (!sl_ctx_is_done(ctx) && ring_recv(ch, out, 1, &closed) == 1)
+        return 0;
     return chan_recv_n(ch, ctx, out, 1, &got);
 }
 
