@@ -27,8 +27,8 @@
  *                         no-op. Thread: owner.
  *
  * Channels given to a pattern are borrowed: they must outlive it (until
- * wait or destroy returns). Whatever way a pattern stops, it closes its
- * output channels, so downstream readers never wait forever. Items keep the
+ * wait or destroy returns). Once started, whatever way a pattern stops, it
+ * closes its output channels, so downstream readers never wait forever. Items keep the
  * channel ownership rule: sending gives an item away, on success and on
  * failure.
  *
