@@ -139,11 +139,11 @@ static int64_t mono_now(void)
  * comes first, so either the publisher sees the waiter or the waiter sees
  * the counter. (On x86: one xchg per operation and plain loads.)
  */
-static inline void event_notify(chan_event *ev, int n)
+static inline void event_notify(chan_event *ev, uint64_t n)
 {
     if (atomic_load_explicit(&ev->waiters, memory_order_seq_cst) != 0) {
         atomic_fetch_add_explicit(&ev->epoch, 1, memory_order_release);
-        sl__futex_wake(&ev->epoch, n);
+        sl__futex_wake(&ev->epoch, n > INT_MAX ? INT_MAX : (int)n);
     }
 }
 
@@ -316,7 +316,7 @@ static inline size_t ring_send(sl_chan *ch, void *const *items, size_t n,
         wait_turn(&ch->committed, t, &ch->commit_turn);
     /* Release for the items; seq_cst for the waiters check below. */
     atomic_store_explicit(&ch->committed, t + k, memory_order_seq_cst);
-    event_notify(&ch->not_empty, (int)k);
+    event_notify(&ch->not_empty, k);
     event_notify(&ch->commit_turn, INT_MAX);
     return (size_t)k;
 }
@@ -364,7 +364,7 @@ static inline size_t ring_recv(sl_chan *ch, void **out, size_t max, bool *closed
     if (atomic_load_explicit(&ch->released, memory_order_acquire) != h)
         wait_turn(&ch->released, h, &ch->release_turn);
     atomic_store_explicit(&ch->released, h + k, memory_order_seq_cst);
-    event_notify(&ch->not_full, (int)k);
+    event_notify(&ch->not_full, k);
     event_notify(&ch->release_turn, INT_MAX);
     return (size_t)k;
 }
