@@ -53,27 +53,44 @@ static void eval_field(const sl__xnode *n, const sl__xeval *E, sl__xval *out)
         const sl__xseg *s = &n->u.path.segs[k];
         sl_type t = sl_value_type(v);
         if (s->key != NULL)
-            v = t == SL_TYPE_OBJECT ? sl_object_get(v, s->key) : NULL;
+            v = t == SL_TYPE_OBJECT ? sl_object_getn(v, s->key, s->key_len)
+                                    : NULL;
         else
             v = t == SL_TYPE_ARRAY ? array_at(v, s->index) : NULL;
     }
     sl__xval_from_value(v, out);
 }
 
+/*
+ * A child: literals and field paths (most operands) without a call through
+ * the big switch.
+ */
+static inline int eval_kid(const sl__xnode *n, sl__xeval *E, sl__xval *out)
+{
+    if (n->op == SL__X_LIT) {
+        *out = n->u.lit;
+        return 0;
+    }
+    if (n->op == SL__X_FIELD) {
+        eval_field(n, E, out);
+        return 0;
+    }
+    return sl__xeval_node(n, E, out);
+}
+
 static int eval_index(const sl__xnode *n, sl__xeval *E, sl__xval *out)
 {
     sl__xval base, idx;
-    int rc = sl__xeval_node(n->u.kid[0], E, &base);
+    int rc = eval_kid(n->u.kid[0], E, &base);
     if (rc == 0)
-        rc = sl__xeval_node(n->u.kid[1], E, &idx);
+        rc = eval_kid(n->u.kid[1], E, &idx);
     if (rc < 0)
         return rc;
     const sl_value *v = NULL;
     if (base.t == SL__XV_ARRAY && idx.t == SL__XV_INT)
         v = array_at(base.u.v, idx.u.i);
-    else if (base.t == SL__XV_OBJECT && idx.t == SL__XV_STRING &&
-             memchr(idx.u.s.p, '\0', idx.u.s.n) == NULL)
-        v = sl_object_get(base.u.v, idx.u.s.p);
+    else if (base.t == SL__XV_OBJECT && idx.t == SL__XV_STRING)
+        v = sl_object_getn(base.u.v, idx.u.s.p, idx.u.s.n);
     sl__xval_from_value(v, out);
     return 0;
 }
@@ -110,6 +127,7 @@ static const char *op_sym(sl__xop op)
  * "cannot add string and int", with a note naming the operand when a null
  * came from a field (the usual cause: the field is missing).
  */
+__attribute__((noinline, cold))
 static int type_error(sl__xeval *E, const sl__xnode *n, const char *verb,
                       const sl__xval *a, const sl__xval *b)
 {
@@ -222,9 +240,9 @@ static int double_arith(const sl__xnode *n, sl__xeval *E, double a, double b,
 static int eval_arith(const sl__xnode *n, sl__xeval *E, sl__xval *out)
 {
     sl__xval a, b;
-    int rc = sl__xeval_node(n->u.kid[0], E, &a);
+    int rc = eval_kid(n->u.kid[0], E, &a);
     if (rc == 0)
-        rc = sl__xeval_node(n->u.kid[1], E, &b);
+        rc = eval_kid(n->u.kid[1], E, &b);
     if (rc < 0)
         return rc;
     if (a.t == SL__XV_INT && b.t == SL__XV_INT)
@@ -252,15 +270,17 @@ static int eval_arith(const sl__xnode *n, sl__xeval *E, sl__xval *out)
 static int eval_order(const sl__xnode *n, sl__xeval *E, sl__xval *out)
 {
     sl__xval a, b;
-    int rc = sl__xeval_node(n->u.kid[0], E, &a);
+    int rc = eval_kid(n->u.kid[0], E, &a);
     if (rc == 0)
-        rc = sl__xeval_node(n->u.kid[1], E, &b);
+        rc = eval_kid(n->u.kid[1], E, &b);
     if (rc < 0)
         return rc;
     out->t = SL__XV_BOOL;
     out->u.b = false;
     int c;
-    if (!sl__xval_order(&a, &b, &c)) {
+    if (a.t == SL__XV_INT && b.t == SL__XV_INT)
+        c = a.u.i < b.u.i ? -1 : a.u.i > b.u.i ? 1 : 0;
+    else if (!sl__xval_order(&a, &b, &c)) {
         if (a.t == SL__XV_NULL || b.t == SL__XV_NULL ||
             (a.t == SL__XV_DOUBLE && isnan(a.u.d)) ||
             (b.t == SL__XV_DOUBLE && isnan(b.u.d)))
@@ -292,7 +312,7 @@ static int match_subject(const sl__xnode *n, sl__xeval *E, const sl__xval *s,
 static int eval_match(const sl__xnode *n, sl__xeval *E, sl__xval *out)
 {
     sl__xval s;
-    int rc = sl__xeval_node(n->u.match.lhs, E, &s);
+    int rc = eval_kid(n->u.match.lhs, E, &s);
     if (rc == 0)
         rc = match_subject(n, E, &s, n->u.match.negate);
     if (rc < 0)
@@ -305,13 +325,14 @@ static int eval_match(const sl__xnode *n, sl__xeval *E, sl__xval *out)
 }
 
 /* A pattern computed at run time: compiled for this evaluation only. */
+__attribute__((noinline))
 static int eval_match_dyn(const sl__xnode *n, sl__xeval *E, sl__xval *out)
 {
     sl__xval s, pat;
     bool negate = n->u.dmatch.negate;
-    int rc = sl__xeval_node(n->u.dmatch.lhs, E, &s);
+    int rc = eval_kid(n->u.dmatch.lhs, E, &s);
     if (rc == 0)
-        rc = sl__xeval_node(n->u.dmatch.rhs, E, &pat);
+        rc = eval_kid(n->u.dmatch.rhs, E, &pat);
     if (rc == 0)
         rc = match_subject(n, E, &s, negate);
     if (rc < 0)
@@ -346,7 +367,7 @@ static int eval_call(const sl__xnode *n, sl__xeval *E, sl__xval *out)
 {
     sl__xval args[2];
     for (uint32_t i = 0; i < n->u.call.nargs; i++) {
-        int rc = sl__xeval_node(n->u.call.args[i], E, &args[i]);
+        int rc = eval_kid(n->u.call.args[i], E, &args[i]);
         if (rc < 0)
             return rc;
     }
@@ -371,7 +392,7 @@ int sl__xeval_node(const sl__xnode *n, sl__xeval *E, sl__xval *out)
     case SL__X_INDEX:
         return eval_index(n, E, out);
     case SL__X_NEG:
-        rc = sl__xeval_node(n->u.kid[0], E, &a);
+        rc = eval_kid(n->u.kid[0], E, &a);
         if (rc < 0)
             return rc;
         if (a.t == SL__XV_INT) {
@@ -389,7 +410,7 @@ int sl__xeval_node(const sl__xnode *n, sl__xeval *E, sl__xval *out)
         }
         return type_error(E, n, "negate", &a, NULL);
     case SL__X_NOT:
-        rc = sl__xeval_node(n->u.kid[0], E, &a);
+        rc = eval_kid(n->u.kid[0], E, &a);
         if (rc < 0)
             return rc;
         out->t = SL__XV_BOOL;
@@ -404,9 +425,9 @@ int sl__xeval_node(const sl__xnode *n, sl__xeval *E, sl__xval *out)
     case SL__X_EQ:
     case SL__X_NE: {
         sl__xval b;
-        rc = sl__xeval_node(n->u.kid[0], E, &a);
+        rc = eval_kid(n->u.kid[0], E, &a);
         if (rc == 0)
-            rc = sl__xeval_node(n->u.kid[1], E, &b);
+            rc = eval_kid(n->u.kid[1], E, &b);
         if (rc < 0)
             return rc;
         out->t = SL__XV_BOOL;
@@ -420,25 +441,26 @@ int sl__xeval_node(const sl__xnode *n, sl__xeval *E, sl__xval *out)
         return eval_order(n, E, out);
     case SL__X_AND:
     case SL__X_OR:
-        rc = sl__xeval_node(n->u.kid[0], E, &a);
+        rc = eval_kid(n->u.kid[0], E, &a);
         if (rc < 0)
             return rc;
         out->t = SL__XV_BOOL;
-        if (sl__xval_truthy(&a) == (n->op == SL__X_OR)) {
+        if ((a.t == SL__XV_BOOL ? a.u.b : sl__xval_truthy(&a)) ==
+            (n->op == SL__X_OR)) {
             out->u.b = n->op == SL__X_OR;    /* decided by the left side */
             return 0;
         }
-        rc = sl__xeval_node(n->u.kid[1], E, &a);
+        rc = eval_kid(n->u.kid[1], E, &a);
         if (rc < 0)
             return rc;
         out->t = SL__XV_BOOL;
-        out->u.b = sl__xval_truthy(&a);
+        out->u.b = a.t == SL__XV_BOOL ? a.u.b : sl__xval_truthy(&a);
         return 0;
     case SL__X_COND:
-        rc = sl__xeval_node(n->u.kid[0], E, &a);
+        rc = eval_kid(n->u.kid[0], E, &a);
         if (rc < 0)
             return rc;
-        return sl__xeval_node(n->u.kid[sl__xval_truthy(&a) ? 1 : 2], E, out);
+        return eval_kid(n->u.kid[sl__xval_truthy(&a) ? 1 : 2], E, out);
     case SL__X_MATCH:
         return eval_match(n, E, out);
     case SL__X_MATCH_DYN:
@@ -475,7 +497,7 @@ int sl_expr_eval(const sl_expr *e, const sl_record *rec,
         .scratch = {.buf = buf, .cap = sizeof(buf)},
     };
     sl__xval v;
-    int rc = sl__xeval_node(e->root, &E, &v);
+    int rc = eval_kid(e->root, &E, &v);
     if (rc == 0) {
         sl_value *boxed = sl__xval_to_value(&v);
         if (boxed == NULL) {
@@ -486,7 +508,8 @@ int sl_expr_eval(const sl_expr *e, const sl_record *rec,
             *out = boxed;
         }
     }
-    sl__xscratch_fini(&E.scratch);
+    if (E.scratch.heap.head != NULL)
+        sl__xscratch_fini(&E.scratch);
     return rc;
 }
 
@@ -510,9 +533,10 @@ int sl_expr_eval_bool(const sl_expr *e, const sl_record *rec,
         .scratch = {.buf = buf, .cap = sizeof(buf)},
     };
     sl__xval v;
-    int rc = sl__xeval_node(e->root, &E, &v);
+    int rc = eval_kid(e->root, &E, &v);
     if (rc == 0)
-        *result = sl__xval_truthy(&v);
-    sl__xscratch_fini(&E.scratch);
+        *result = v.t == SL__XV_BOOL ? v.u.b : sl__xval_truthy(&v);
+    if (E.scratch.heap.head != NULL)
+        sl__xscratch_fini(&E.scratch);
     return rc;
 }

@@ -11,6 +11,7 @@
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 
 #include "engine/expr_internal.h"
@@ -66,6 +67,11 @@ static size_t distance(const char *a, size_t n, const char *b)
     return row[m] > 3 ? 3 : row[m];
 }
 
+/*
+ * The nearest name within two edits; failing that, a name that the given
+ * one starts with, or that starts with it (length -> len, to_str ->
+ * to_string), at least three characters long.
+ */
 const char *sl__xfunc_suggest(const char *name, size_t len)
 {
     const char *best = NULL;
@@ -77,7 +83,16 @@ const char *sl__xfunc_suggest(const char *name, size_t len)
             best_d = d;
         }
     }
-    return best;
+    if (best != NULL || len < 3)
+        return best;
+    for (int i = 0; i < SL__F_COUNT_; i++) {
+        const char *f = sl__xfuncs[i].name;
+        size_t flen = strlen(f);
+        size_t n = len < flen ? len : flen;
+        if (n >= 3 && strncasecmp(name, f, n) == 0)
+            return f;
+    }
+    return NULL;
 }
 
 /* ------------------------------------------------------------------ */
@@ -277,8 +292,7 @@ static int fn_contains(const sl__xnode *n, sl__xeval *E, const sl__xval *a,
             return sl__xeval_error(E, n, SL_ETYPE, "contains(object, key) "
                                    "needs key to be a string, not %s",
                                    sl__xtype_name(b->t));
-        out->u.b = memchr(b->u.s.p, '\0', b->u.s.n) == NULL &&
-                   sl_object_get(a->u.v, b->u.s.p) != NULL;
+        out->u.b = sl_object_getn(a->u.v, b->u.s.p, b->u.s.n) != NULL;
         return 0;
     default:
         return wrong_type(E, n, "a string, array or object", a);

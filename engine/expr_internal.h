@@ -188,6 +188,7 @@ typedef enum sl__xop {
 
 typedef struct sl__xseg {
     const char *key;    /* object key (arena), or NULL for an index */
+    size_t key_len;     /* bytes in key */
     int64_t index;      /* array index when key is NULL; negative from end */
 } sl__xseg;
 

@@ -194,7 +194,7 @@ static int parse_call(sl__xparser *p, sl__xnode **out)
     uint32_t maxd = 0;
     if (p->tok.kind != SL__T_RPAREN) {
         for (;;) {
-            sl__xnode *a;
+            sl__xnode *a = NULL;
             rc = parse_expr(p, &a);
             if (rc < 0)
                 return rc;
@@ -255,7 +255,7 @@ static int parse_call(sl__xparser *p, sl__xnode **out)
 static int parse_primary(sl__xparser *p, sl__xnode **out)
 {
     sl__xtok t = p->tok;
-    sl__xnode *n;
+    sl__xnode *n = NULL;
     int rc;
     switch (t.kind) {
     case SL__T_INT:
@@ -329,6 +329,7 @@ static int parse_primary(sl__xparser *p, sl__xnode **out)
         if (seg == NULL)
             return SL_ENOMEM;
         seg->key = arena_strndup(p, t.str, t.len);
+        seg->key_len = t.len;
         seg->index = 0;
         if (seg->key == NULL)
             return SL_ENOMEM;
@@ -374,7 +375,8 @@ typedef struct sl__xpath {
     sl__xseg inline_[8];
 } sl__xpath;
 
-static int push_seg(sl__xpath *b, const char *key, int64_t index)
+static int push_seg(sl__xpath *b, const char *key, size_t key_len,
+                    int64_t index)
 {
     if (b->n == b->cap) {
         size_t cap = b->cap * 2;
@@ -389,6 +391,7 @@ static int push_seg(sl__xpath *b, const char *key, int64_t index)
         b->heap = true;
     }
     b->segs[b->n].key = key;
+    b->segs[b->n].key_len = key_len;
     b->segs[b->n].index = index;
     b->n++;
     return 0;
@@ -417,13 +420,14 @@ static int finish_path(sl__xparser *p, sl__xnode *n, const sl__xpath *b)
  */
 static int parse_postfix_(sl__xparser *p, sl__xpath *b, sl__xnode **out)
 {
-    sl__xnode *n;
+    sl__xnode *n = NULL;
     int rc = parse_primary(p, &n);
     if (rc < 0)
         return rc;
     bool building = n->op == SL__X_FIELD;
     for (uint32_t k = 0; building && k < n->u.path.n; k++) {
-        rc = push_seg(b, n->u.path.segs[k].key, n->u.path.segs[k].index);
+        rc = push_seg(b, n->u.path.segs[k].key, n->u.path.segs[k].key_len,
+                      n->u.path.segs[k].index);
         if (rc < 0)
             return rc;
     }
@@ -445,7 +449,7 @@ static int parse_postfix_(sl__xparser *p, sl__xpath *b, sl__xnode **out)
             if (rc < 0)
                 return rc;
             if (building) {
-                rc = push_seg(b, key, 0);
+                rc = push_seg(b, key, t.end - t.pos, 0);
                 if (rc < 0)
                     return rc;
                 continue;
@@ -474,9 +478,9 @@ static int parse_postfix_(sl__xparser *p, sl__xpath *b, sl__xnode **out)
                     if (memchr(idx->u.lit.u.s.p, '\0', idx->u.lit.u.s.n))
                         return fail(p, idx->pos, "a field name cannot "
                                     "contain a NUL character");
-                    rc = push_seg(b, idx->u.lit.u.s.p, 0);
+                    rc = push_seg(b, idx->u.lit.u.s.p, idx->u.lit.u.s.n, 0);
                 } else {
-                    rc = push_seg(b, NULL, idx->u.lit.u.i);
+                    rc = push_seg(b, NULL, 0, idx->u.lit.u.i);
                 }
                 if (rc < 0)
                     return rc;
@@ -578,7 +582,7 @@ static int parse_unary(sl__xparser *p, sl__xnode **out)
 
 static int parse_mul(sl__xparser *p, sl__xnode **out)
 {
-    sl__xnode *l;
+    sl__xnode *l = NULL;
     int rc = parse_unary(p, &l);
     while (rc == 0) {
         sl__xop op;
@@ -591,7 +595,7 @@ static int parse_mul(sl__xparser *p, sl__xnode **out)
             return 0;
         }
         size_t pos = p->tok.pos;
-        sl__xnode *r;
+        sl__xnode *r = NULL;
         rc = advance(p);
         if (rc == 0)
             rc = parse_unary(p, &r);
@@ -603,7 +607,7 @@ static int parse_mul(sl__xparser *p, sl__xnode **out)
 
 static int parse_add(sl__xparser *p, sl__xnode **out)
 {
-    sl__xnode *l;
+    sl__xnode *l = NULL;
     int rc = parse_mul(p, &l);
     while (rc == 0) {
         sl__xop op;
@@ -616,7 +620,7 @@ static int parse_add(sl__xparser *p, sl__xnode **out)
             return 0;
         }
         size_t pos = p->tok.pos;
-        sl__xnode *r;
+        sl__xnode *r = NULL;
         rc = advance(p);
         if (rc == 0)
             rc = parse_mul(p, &r);
@@ -643,7 +647,7 @@ static bool is_cmp(sl__xtok_kind k, sl__xop *op)
 
 static int parse_cmp(sl__xparser *p, sl__xnode **out)
 {
-    sl__xnode *l, *r;
+    sl__xnode *l = NULL, *r = NULL;
     int rc = parse_add(p, &l);
     if (rc < 0)
         return rc;
@@ -703,11 +707,11 @@ static int parse_cmp(sl__xparser *p, sl__xnode **out)
 
 static int parse_and(sl__xparser *p, sl__xnode **out)
 {
-    sl__xnode *l;
+    sl__xnode *l = NULL;
     int rc = parse_cmp(p, &l);
     while (rc == 0 && p->tok.kind == SL__T_AND) {
         size_t pos = p->tok.pos;
-        sl__xnode *r;
+        sl__xnode *r = NULL;
         rc = advance(p);
         if (rc == 0)
             rc = parse_cmp(p, &r);
@@ -721,11 +725,11 @@ static int parse_and(sl__xparser *p, sl__xnode **out)
 
 static int parse_or(sl__xparser *p, sl__xnode **out)
 {
-    sl__xnode *l;
+    sl__xnode *l = NULL;
     int rc = parse_and(p, &l);
     while (rc == 0 && p->tok.kind == SL__T_OR) {
         size_t pos = p->tok.pos;
-        sl__xnode *r;
+        sl__xnode *r = NULL;
         rc = advance(p);
         if (rc == 0)
             rc = parse_and(p, &r);
@@ -739,7 +743,7 @@ static int parse_or(sl__xparser *p, sl__xnode **out)
 
 static int parse_ternary(sl__xparser *p, sl__xnode **out)
 {
-    sl__xnode *c, *a, *b;
+    sl__xnode *c = NULL, *a = NULL, *b = NULL;
     int rc = parse_or(p, &c);
     if (rc < 0)
         return rc;
@@ -799,7 +803,7 @@ int sl__xparse(sl_expr *e, sl_expr_error *err)
         rc = fail(&p, p.tok.pos, "empty expression");
         goto out;
     }
-    sl__xnode *root;
+    sl__xnode *root = NULL;
     rc = parse_expr(&p, &root);
     if (rc < 0)
         goto out;
