@@ -978,6 +978,7 @@ int sl__options_apply_named(const sl_option *table, const sl_node *map,
 {
     size_t before = sl__diag_errors(diag);
     bool nomem = false;
+    const sl_node *at = map;   /* where "missing" is reported */
 
     if (map != NULL && map->invalid)
         map = NULL;
@@ -1022,12 +1023,12 @@ int sl__options_apply_named(const sl_option *table, const sl_node *map,
             if (given)
                 continue;
             if (what != NULL)
-                sl__diag_add(diag, map ? map->file : NULL, map ? map->line : 0,
-                             map ? map->col : 0,
+                sl__diag_add(diag, at ? at->file : NULL, at ? at->line : 0,
+                             at ? at->col : 0,
                              "%s: missing required option '%s'", what, o->key);
             else
-                sl__diag_add(diag, map ? map->file : NULL, map ? map->line : 0,
-                             map ? map->col : 0,
+                sl__diag_add(diag, at ? at->file : NULL, at ? at->line : 0,
+                             at ? at->col : 0,
                              "missing required option '%s'", o->key);
         }
     }
