@@ -211,7 +211,8 @@ int sl_harness_init(sl_harness *h)
 
 /*
  * As the runtime does: records_in counts the record, the time process()
- * takes goes to the latency histogram, and a failure keeps the record.
+ * takes goes to the latency histogram, and a failure keeps the record
+ * (unless the stage handed it on before failing, e.g. `return sl_emit()`).
  */
 int sl_harness_process(sl_harness *h, sl_record *rec)
 {
@@ -221,16 +222,19 @@ int sl_harness_process(sl_harness *h, sl_record *rec)
         sl_record_free(rec);
         return SL_EINVAL;
     }
-    sl__stage_ctx_clear_error(&h->sc);
+    sl__stage_ctx_begin_record(&h->sc, rec);
     sl__count(&h->counters.records_in, 1);
     sl__count(&h->counters.bytes_in, sl_record_size(rec));
     int64_t t0 = sl_clock_now(h->sc.clock);
     int rc = h->desc->process(h->state, &h->sc, rec);
     sl__hist_record(&h->counters.latency, sl_clock_now(h->sc.clock) - t0);
+    bool consumed = sl__stage_ctx_end_record(&h->sc);
     if (rc < 0) {
         sl__count(&h->counters.errors, 1);
         note_error(h, rc);
-        list_push(&h->failed, &h->n_failed, &h->cap_failed, rec);
+        /* A record the stage handed on before failing is not ours. */
+        if (!consumed)
+            list_push(&h->failed, &h->n_failed, &h->cap_failed, rec);
     }
     return rc;
 }

@@ -169,6 +169,8 @@ int sl_emit(sl_stage_ctx *sc, sl_record *rec)
 {
     if (rec == NULL)
         return SL_EINVAL;
+    if (rec == sc->current)
+        sc->current_consumed = true;
     if (sc->emit == NULL) {
         sl_record_free(rec);
         return SL_EINVAL;
@@ -186,6 +188,8 @@ void sl_record_drop(sl_stage_ctx *sc, sl_record *rec)
 {
     if (rec == NULL)
         return;
+    if (rec == sc->current)
+        sc->current_consumed = true;
     sl__count(&sc->counters->dropped, 1);
     sl_record_free(rec);
 }
@@ -194,6 +198,8 @@ void sl_record_stored(sl_stage_ctx *sc, sl_record *rec)
 {
     if (rec == NULL)
         return;
+    if (rec == sc->current)
+        sc->current_consumed = true;
     uint64_t bytes = sl_record_size(rec);
     sl_stage_count_stored(sc, 1, bytes);
     sl_record_free(rec);

@@ -145,6 +145,8 @@ struct sl_stage_ctx {
     sl__emit_fn emit;             /* NULL: the stage may not emit */
     void *target;                 /* for emit's use */
     sl__stage_counters *counters; /* this worker's; borrowed */
+    const sl_record *current;     /* the input record being processed */
+    bool current_consumed;        /* it was emitted, dropped or stored */
     int err_code;                 /* code of the last sl_stage_error */
     char err[SL__STAGE_ERR_MAX];  /* its message; "" if none */
 };
@@ -160,6 +162,29 @@ void sl__stage_ctx_init(sl_stage_ctx *sc, const char *name, const char *type,
 
 /* Forget the last error (before a new call). */
 void sl__stage_ctx_clear_error(sl_stage_ctx *sc);
+
+/*
+ * Before process(rec): remember rec, so that a process() which hands rec on
+ * (`return sl_emit(sc, rec);`) and then returns an error does not leave the
+ * engine thinking it still owns rec. Also clears the last error.
+ */
+static inline void sl__stage_ctx_begin_record(sl_stage_ctx *sc,
+                                              const sl_record *rec)
+{
+    sc->current = rec;
+    sc->current_consumed = false;
+    sc->err_code = 0;
+    sc->err[0] = '\0';
+}
+
+/* After process(): did the stage hand the input record on? */
+static inline bool sl__stage_ctx_end_record(sl_stage_ctx *sc)
+{
+    bool consumed = sc->current_consumed;
+    sc->current = NULL;
+    sc->current_consumed = false;
+    return consumed;
+}
 
 /*
  * The reason the last call failed with code: the message given to

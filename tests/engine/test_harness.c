@@ -327,8 +327,11 @@ Test(harness, sink_may_not_emit)
     cr_assert_eq(sl_harness_create(&emitting_sink_desc, NULL, &h), 0);
     cr_assert_eq(sl_harness_init(h), 0);
     cr_expect_eq(sl_harness_process_text(h, "x"), SL_EINVAL);
-    /* sl_emit took the record even though it refused it */
+    /* sl_emit took the record even though it refused it: the failure is
+     * counted, but the record is not kept (it is gone) */
     cr_expect_eq(sl_harness_emitted_count(h), 0);
+    cr_expect_eq(sl_harness_error_count(h), 1);
+    cr_expect_eq(sl_harness_failed_count(h), 0);
     sl_harness_destroy(h);
 }
 
