@@ -939,6 +939,26 @@ static int apply_default(const sl_option *o, void *state, sl_diag *d)
     if (o->default_yaml == NULL)
         return 0;
     char file[96];
+    /* Most defaults are plain words ("5s", "1024", "jsonl"): no parser. */
+    const char *dy = o->default_yaml;
+    size_t dlen = strlen(dy);
+    if (dlen > 0 && dlen < 256 && strpbrk(dy, "[]{}'\"#:,&*!|>%@`\n\t") == NULL
+        && dy[0] != ' ' && dy[dlen - 1] != ' ' && dy[0] != '-'
+        && dy[0] != '?' && dy[0] != '~' && strcmp(dy, "null") != 0) {
+        char text[256];
+        memcpy(text, dy, dlen + 1);
+        snprintf(file, sizeof(file), "<default of '%.40s'>", o->key);
+        sl_node n;
+        memset(&n, 0, sizeof(n));
+        n.kind = SL_NODE_SCALAR;
+        n.file = file;
+        n.line = 1;
+        n.col = 1;
+        n.text = text;
+        n.len = dlen;
+        n.style = SL_SCALAR_PLAIN;
+        return sl__option_set(o, &n, state, d);
+    }
     snprintf(file, sizeof(file), "<default of '%.40s'>", o->key);
     sl_yaml_opts yo = {.no_interpolate = true, .allow_empty = true};
     sl_yaml *y = NULL;
