@@ -65,7 +65,10 @@
 #define CACHE_LINE 64
 #define CLOSED_BIT (UINT64_C(1) << 63)
 #define POS_MASK (CLOSED_BIT - 1)
-/* Re-checks of the ring, with a pause each, before a thread parks. */
+/* Spin iterations (a pause each) before a thread parks: an adaptive
+ * budget per event between these bounds, and a fixed one for turn waits. */
+#define SPIN_MIN 8
+#define SPIN_MAX 256
 #define SPIN_TRIES 200
 
 #if defined(__x86_64__) || defined(__i386__)
@@ -80,6 +83,7 @@
 typedef struct chan_event {
     _Atomic uint32_t epoch;         /* atomic: futex word, bumped to wake sleepers */
     _Atomic uint32_t waiters;       /* atomic: threads announced as about to sleep */
+    _Atomic uint32_t spin;          /* atomic: how long to spin before parking (adaptive) */
 } chan_event;
 
 struct sl_chan {
@@ -135,11 +139,11 @@ static int64_t mono_now(void)
  * comes first, so either the publisher sees the waiter or the waiter sees
  * the counter. (On x86: one xchg per operation and plain loads.)
  */
-static inline void event_notify(chan_event *ev, int n)
+static inline void event_notify(chan_event *ev, uint64_t n)
 {
     if (atomic_load_explicit(&ev->waiters, memory_order_seq_cst) != 0) {
         atomic_fetch_add_explicit(&ev->epoch, 1, memory_order_release);
-        sl__futex_wake(&ev->epoch, n);
+        sl__futex_wake(&ev->epoch, n > INT_MAX ? INT_MAX : (int)n);
     }
 }
 
@@ -312,7 +316,7 @@ static inline size_t ring_send(sl_chan *ch, void *const *items, size_t n,
         wait_turn(&ch->committed, t, &ch->commit_turn);
     /* Release for the items; seq_cst for the waiters check below. */
     atomic_store_explicit(&ch->committed, t + k, memory_order_seq_cst);
-    event_notify(&ch->not_empty, (int)k);
+    event_notify(&ch->not_empty, k);
     event_notify(&ch->commit_turn, INT_MAX);
     return (size_t)k;
 }
@@ -360,7 +364,7 @@ static inline size_t ring_recv(sl_chan *ch, void **out, size_t max, bool *closed
     if (atomic_load_explicit(&ch->released, memory_order_acquire) != h)
         wait_turn(&ch->released, h, &ch->release_turn);
     atomic_store_explicit(&ch->released, h + k, memory_order_seq_cst);
-    event_notify(&ch->not_full, (int)k);
+    event_notify(&ch->not_full, k);
     event_notify(&ch->release_turn, INT_MAX);
     return (size_t)k;
 }
@@ -400,6 +404,7 @@ int sl_chan_create(size_t capacity, sl_free_fn free_item, sl_chan **out)
     for (size_t i = 0; i < 4; i++) {
         atomic_init(&evs[i]->epoch, 0);
         atomic_init(&evs[i]->waiters, 0);
+        atomic_init(&evs[i]->spin, SPIN_MAX / 2);
     }
     atomic_init(&ch->blocked_send_ns, 0);
     atomic_init(&ch->idle_recv_ns, 0);
@@ -442,21 +447,46 @@ static void chan_free_items(sl_chan *ch, void **items, size_t n)
  */
 typedef size_t (*chan_try_fn)(sl_chan *ch, void *op, bool *closed);
 
-static int chan_wait(sl_chan *ch, chan_event *ev, sl_ctx *ctx, chan_try_fn try,
-                     void *op, size_t *got, _Atomic int64_t *stat_ns)
+static int chan_wait(sl_chan *ch, chan_event *ev, _Atomic uint64_t *watch,
+                     sl_ctx *ctx, chan_try_fn try, void *op, size_t *got,
+                     _Atomic int64_t *stat_ns)
 {
     bool closed = false;
+    uint64_t seen = atomic_load_explicit(watch, memory_order_relaxed);
+    uint32_t ep = atomic_load_explicit(&ev->epoch, memory_order_relaxed);
+    uint32_t budget = atomic_load_explicit(&ev->spin, memory_order_relaxed);
 
-    for (int i = 0; i < SPIN_TRIES; i++) {
+    /*
+     * Spin reading only the counter the other side moves and our event's
+     * epoch (which close bumps), not the lines the other side is writing,
+     * and retry the operation when one of them changes. Spinning only pays
+     * when the other side is running on another CPU at the same time; on
+     * an oversubscribed machine it is wasted, so the budget adapts: it
+     * grows when a spin succeeds and halves when one runs out.
+     */
+    for (uint32_t i = 0; i < budget; i++) {
         cpu_relax();
+        if (atomic_load_explicit(watch, memory_order_relaxed) == seen &&
+            atomic_load_explicit(&ev->epoch, memory_order_relaxed) == ep &&
+            !sl_ctx_is_done(ctx))
+            continue;
         *got = try(ch, op, &closed);
-        if (*got > 0)
+        if (*got > 0) {
+            if (budget < SPIN_MAX)
+                atomic_store_explicit(&ev->spin, budget * 2 > SPIN_MAX ? SPIN_MAX : budget * 2,
+                                      memory_order_relaxed);
             return 0;
+        }
         if (closed)
             return SL_ECLOSED;
         if (sl_ctx_is_done(ctx))
             return sl_ctx_err(ctx);
+        seen = atomic_load_explicit(watch, memory_order_relaxed);
+        ep = atomic_load_explicit(&ev->epoch, memory_order_relaxed);
     }
+    if (budget > SPIN_MIN)
+        atomic_store_explicit(&ev->spin, budget / 2 < SPIN_MIN ? SPIN_MIN : budget / 2,
+                              memory_order_relaxed);
     sched_yield();
 
     sl_ctx_waiter w = { .wake = event_ctx_wake, .arg = ev };
@@ -525,8 +555,8 @@ static int chan_send_n(sl_chan *ch, sl_ctx *ctx, void **items, size_t n)
         }
         if (op.done == n)
             return 0;
-        rc = chan_wait(ch, &ch->not_full, ctx, send_try, &op, &got,
-                       &ch->blocked_send_ns);
+        rc = chan_wait(ch, &ch->not_full, &ch->released, ctx, send_try, &op,
+                       &got, &ch->blocked_send_ns);
         if (rc != 0)
             break;
         if (op.done == n)
@@ -608,8 +638,8 @@ static int chan_recv_n(sl_chan *ch, sl_ctx *ctx, void **out, size_t max,
             return 0;
         if (closed)
             return SL_ECLOSED;
-        rc = chan_wait(ch, &ch->not_empty, ctx, recv_try, &op, got,
-                       &ch->idle_recv_ns);
+        rc = chan_wait(ch, &ch->not_empty, &ch->committed, ctx, recv_try, &op,
+                       got, &ch->idle_recv_ns);
         if (rc != 0) {
             *got = 0;
             return rc;
