@@ -79,10 +79,20 @@ bool sl_value_equal(const sl_value *a, const sl_value *b);
 size_t sl_array_len(const sl_value *a);
 sl_value *sl_array_get(const sl_value *a, size_t i);        /* borrowed */
 int sl_array_append(sl_value *a, sl_value *item);          /* takes ownership */
+/* Replace item i (takes ownership); SL_ERANGE if i >= length. */
+int sl_array_set(sl_value *a, size_t i, sl_value *item);
+/* Item i made safe to modify in place: if it is shared it is replaced in a
+ * (which the caller may modify) by a deep copy. Borrowed; NULL if absent or
+ * on out of memory. */
+sl_value *sl_array_get_mut(sl_value *a, size_t i);
 
 /* --- objects --- */
 size_t sl_object_len(const sl_value *o);
 sl_value *sl_object_get(const sl_value *o, const char *key); /* borrowed */
+/* As sl_object_get, for a key given as key[0..len) (not NUL-terminated). */
+sl_value *sl_object_getn(const sl_value *o, const char *key, size_t len);
+/* The value under key made safe to modify in place (see sl_array_get_mut). */
+sl_value *sl_object_get_mut(sl_value *o, const char *key);
 int sl_object_set(sl_value *o, const char *key, sl_value *v); /* takes ownership */
 int sl_object_del(sl_value *o, const char *key);        /* SL_ENOTFOUND if absent */
 

@@ -1,0 +1,416 @@
+/*
+ * Records (include/sluice/record.h).
+ *
+ * A record is allocated for every line a source reads, so its layout keeps
+ * that cheap:
+ *   - one allocation holds the struct and the payload bytes; a later, longer
+ *     payload moves to its own buffer;
+ *   - fields and metadata objects are created only when first written: an
+ *     unwritten fields object reads as one shared, immutable empty object;
+ *   - the source name is interned (stage names are few and live for the
+ *     process), so positions copy by pointer.
+ *
+ * Copies (a tee) share the fields and metadata objects by reference; the
+ * first write through the record API unshares them (copy on write, see
+ * value.h), so branches never see each other's changes.
+ */
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "sluice/error.h"
+#include "sluice/record.h"
+
+struct sl_record {
+    sl_value *fields;       /* object; NULL reads as the shared empty object */
+    sl_value *meta;         /* object; NULL until a key is set */
+    char *payload;          /* inline_buf or a heap buffer; NUL-terminated */
+    size_t payload_len;     /* bytes in payload, without the NUL */
+    size_t inline_cap;      /* payload bytes inline_buf holds, without the NUL */
+    sl_position pos;        /* source interned, locator owned */
+    int64_t ingest_ns;      /* CLOCK_MONOTONIC at creation */
+    char inline_buf[];      /* inline_cap + 1 bytes */
+};
+
+/* ------------------------------------------------------------ shared state */
+
+static pthread_once_t empty_once = PTHREAD_ONCE_INIT;
+static sl_value *empty_fields;   /* immutable after empty_once; never freed */
+
+static void empty_fields_init(void)
+{
+    empty_fields = sl_value_object();
+}
+
+/* The object that unwritten fields read as. NULL only if it could not be
+ * allocated, which reads as an empty value too. */
+static const sl_value *shared_empty_fields(void)
+{
+    pthread_once(&empty_once, empty_fields_init);
+    return empty_fields;
+}
+
+/* Interned source names: a list that only grows, guarded by intern_mu. */
+struct interned {
+    struct interned *next;  /* guarded by intern_mu */
+    char name[];            /* immutable */
+};
+
+static pthread_mutex_t intern_mu = PTHREAD_MUTEX_INITIALIZER;
+static struct interned *intern_head;   /* guarded by intern_mu */
+/* The name this thread interned last: sources set the same name on every
+ * record, so the lock is taken once per thread and name. */
+static _Thread_local const char *intern_last;
+
+/*
+ * A process-lifetime copy of s, the same pointer for equal strings. NULL on
+ * out of memory. Thread: any.
+ */
+static const char *intern(const char *s)
+{
+    if (intern_last != NULL && strcmp(intern_last, s) == 0)
+        return intern_last;
+    pthread_mutex_lock(&intern_mu);
+    struct interned *it;
+    for (it = intern_head; it != NULL; it = it->next)
+        if (strcmp(it->name, s) == 0)
+            break;
+    if (it == NULL) {
+        size_t len = strlen(s);
+        it = malloc(sizeof(*it) + len + 1);
+        if (it != NULL) {
+            memcpy(it->name, s, len + 1);
+            it->next = intern_head;
+            intern_head = it;
+        }
+    }
+    pthread_mutex_unlock(&intern_mu);
+    if (it == NULL)
+        return NULL;
+    intern_last = it->name;
+    return it->name;
+}
+
+/* Same scale as sl_clock_real() (CLOCK_MONOTONIC), read directly: this runs
+ * once per record. */
+static int64_t now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+/* ------------------------------------------------------------ lifetime */
+
+/* A record with room for cap payload bytes inline; payload empty. */
+static sl_record *record_alloc(size_t cap)
+{
+    if (cap > SIZE_MAX - sizeof(sl_record) - 1)
+        return NULL;
+    sl_record *r = malloc(sizeof(*r) + cap + 1);
+    if (r == NULL)
+        return NULL;
+    r->fields = NULL;
+    r->meta = NULL;
+    r->payload = r->inline_buf;
+    r->payload_len = 0;
+    r->inline_cap = cap;
+    r->inline_buf[0] = '\0';
+    r->pos.source = "";
+    r->pos.locator = NULL;
+    r->pos.offset = -1;
+    r->pos.seq = 0;
+    r->ingest_ns = 0;
+    return r;
+}
+
+/* Empty payload, empty fields, no position (source "", offset -1, seq 0),
+ * ingest time now. NULL on out of memory. Thread: any. */
+sl_record *sl_record_new(void)
+{
+    sl_record *r = record_alloc(0);
+    if (r != NULL)
+        r->ingest_ns = now_ns();
+    return r;
+}
+
+/* As sl_record_new, with a copy of data[0..len) as payload, in the same
+ * allocation. NULL on out of memory or a NULL data with len > 0. */
+sl_record *sl_record_new_payload(const void *data, size_t len)
+{
+    if (data == NULL && len > 0)
+        return NULL;
+    sl_record *r = record_alloc(len);
+    if (r == NULL)
+        return NULL;
+    if (len > 0)
+        memcpy(r->inline_buf, data, len);
+    r->inline_buf[len] = '\0';
+    r->payload_len = len;
+    r->ingest_ns = now_ns();
+    return r;
+}
+
+void sl_record_free(sl_record *r)
+{
+    if (r == NULL)
+        return;
+    sl_value_unref(r->fields);
+    sl_value_unref(r->meta);
+    if (r->payload != r->inline_buf)
+        free(r->payload);
+    free((char *)r->pos.locator);
+    free(r);
+}
+
+/*
+ * A copy for another owner: payload and locator copied, fields and metadata
+ * shared until either side writes, same position and ingest time. NULL on
+ * out of memory.
+ */
+sl_record *sl_record_copy(const sl_record *r)
+{
+    if (r == NULL)
+        return NULL;
+    sl_record *c = record_alloc(r->payload_len);
+    if (c == NULL)
+        return NULL;
+    if (r->pos.locator != NULL) {
+        c->pos.locator = strdup(r->pos.locator);
+        if (c->pos.locator == NULL)
+            goto out_free_c;
+    }
+    memcpy(c->inline_buf, r->payload, r->payload_len);
+    c->inline_buf[r->payload_len] = '\0';
+    c->payload_len = r->payload_len;
+    c->fields = sl_value_ref(r->fields);
+    c->meta = sl_value_ref(r->meta);
+    c->pos.source = r->pos.source;
+    c->pos.offset = r->pos.offset;
+    c->pos.seq = r->pos.seq;
+    c->ingest_ns = r->ingest_ns;
+    return c;
+out_free_c:
+    free(c);
+    return NULL;
+}
+
+/* ------------------------------------------------------------ payload */
+
+/* Borrowed, NUL-terminated, never NULL ("" when empty). */
+const char *sl_record_payload(const sl_record *r, size_t *len)
+{
+    if (len != NULL)
+        *len = r->payload_len;
+    return r->payload;
+}
+
+/* Copy data[0..len) in as the payload; data may point into the current
+ * payload. Returns 0, SL_ENOMEM (payload unchanged) or SL_EINVAL. */
+int sl_record_set_payload(sl_record *r, const void *data, size_t len)
+{
+    if (data == NULL && len > 0)
+        return SL_EINVAL;
+    if (len <= r->inline_cap) {
+        if (len > 0)
+            memmove(r->inline_buf, data, len);
+        r->inline_buf[len] = '\0';
+        if (r->payload != r->inline_buf)
+            free(r->payload);
+        r->payload = r->inline_buf;
+        r->payload_len = len;
+        return 0;
+    }
+    if (len == SIZE_MAX)
+        return SL_ENOMEM;
+    char *buf = malloc(len + 1);
+    if (buf == NULL)
+        return SL_ENOMEM;
+    memcpy(buf, data, len);
+    buf[len] = '\0';
+    if (r->payload != r->inline_buf)
+        free(r->payload);
+    r->payload = buf;
+    r->payload_len = len;
+    return 0;
+}
+
+void sl_record_clear_payload(sl_record *r)
+{
+    if (r->payload != r->inline_buf)
+        free(r->payload);
+    r->payload = r->inline_buf;
+    r->payload_len = 0;
+    r->inline_buf[0] = '\0';
+}
+
+/* ------------------------------------------------------------ fields */
+
+const sl_value *sl_record_fields(const sl_record *r)
+{
+    return r->fields != NULL ? r->fields : shared_empty_fields();
+}
+
+/* Takes ownership of v. A non-object (NULL reads as null) is wrapped as
+ * {"value": v}. Returns 0 or SL_ENOMEM (v dropped, fields unchanged). */
+int sl_record_set_fields(sl_record *r, sl_value *v)
+{
+    if (v == NULL) {
+        v = sl_value_null();
+        if (v == NULL)
+            return SL_ENOMEM;
+    }
+    if (sl_value_type(v) != SL_TYPE_OBJECT) {
+        sl_value *o = sl_value_object();
+        if (o == NULL) {
+            sl_value_unref(v);
+            return SL_ENOMEM;
+        }
+        int rc = sl_object_set(o, "value", v);
+        if (rc != 0) {
+            sl_value_unref(o);
+            return rc;
+        }
+        v = o;
+    }
+    sl_value_unref(r->fields);
+    r->fields = v;
+    return 0;
+}
+
+/* The fields object, created or unshared so the caller may modify it;
+ * borrowed. NULL on out of memory. */
+sl_value *sl_record_fields_mut(sl_record *r)
+{
+    if (r->fields == NULL) {
+        r->fields = sl_value_object();
+        return r->fields;
+    }
+    if (sl_value_unshare(&r->fields) != 0)
+        return NULL;
+    return r->fields;
+}
+
+sl_value *sl_record_get(const sl_record *r, const char *key)
+{
+    return sl_object_get(r->fields, key);
+}
+
+/* Takes ownership of v. Returns sl_object_set's result or SL_ENOMEM. */
+int sl_record_set(sl_record *r, const char *key, sl_value *v)
+{
+    sl_value *f = sl_record_fields_mut(r);
+    if (f == NULL) {
+        sl_value_unref(v);
+        return SL_ENOMEM;
+    }
+    return sl_object_set(f, key, v);
+}
+
+/* SL_ENOTFOUND if key is absent (shared fields are then not copied). */
+int sl_record_del(sl_record *r, const char *key)
+{
+    if (key == NULL)
+        return SL_EINVAL;
+    if (sl_object_get(r->fields, key) == NULL)
+        return SL_ENOTFOUND;
+    sl_value *f = sl_record_fields_mut(r);
+    if (f == NULL)
+        return SL_ENOMEM;
+    return sl_object_del(f, key);
+}
+
+/* ------------------------------------------------------------ metadata */
+
+const sl_position *sl_record_position(const sl_record *r)
+{
+    return &r->pos;
+}
+
+/*
+ * Set the position. source is interned (NULL means ""), locator copied
+ * (may be NULL). Returns 0 or SL_ENOMEM (position unchanged).
+ */
+int sl_record_set_position(sl_record *r, const char *source,
+                           const char *locator, int64_t offset, int64_t seq)
+{
+    const char *src = intern(source != NULL ? source : "");
+    if (src == NULL)
+        return SL_ENOMEM;
+    char *loc = NULL;
+    if (locator != NULL) {
+        loc = strdup(locator);
+        if (loc == NULL)
+            return SL_ENOMEM;
+    }
+    free((char *)r->pos.locator);
+    r->pos.source = src;
+    r->pos.locator = loc;
+    r->pos.offset = offset;
+    r->pos.seq = seq;
+    return 0;
+}
+
+int64_t sl_record_ingest_ns(const sl_record *r)
+{
+    return r->ingest_ns;
+}
+
+sl_value *sl_record_meta(const sl_record *r, const char *key)
+{
+    return sl_object_get(r->meta, key);
+}
+
+/* Takes ownership of v. Returns 0, SL_ENOMEM, or sl_object_set's error. */
+int sl_record_set_meta(sl_record *r, const char *key, sl_value *v)
+{
+    if (r->meta == NULL) {
+        r->meta = sl_value_object();
+        if (r->meta == NULL) {
+            sl_value_unref(v);
+            return SL_ENOMEM;
+        }
+    } else if (sl_value_unshare(&r->meta) != 0) {
+        sl_value_unref(v);
+        return SL_ENOMEM;
+    }
+    return sl_object_set(r->meta, key, v);
+}
+
+/* ------------------------------------------------------------ size */
+
+/* About the bytes v would take as compact JSON, without writing it. */
+static size_t value_size(const sl_value *v)
+{
+    size_t n, total;
+    switch (sl_value_type(v)) {
+    case SL_TYPE_NULL:
+    case SL_TYPE_BOOL:
+        return 5;
+    case SL_TYPE_INT:
+    case SL_TYPE_DOUBLE:
+        return 8;
+    case SL_TYPE_STRING:
+        sl_value_get_string(v, &n);
+        return n + 2;
+    case SL_TYPE_ARRAY:
+        n = sl_array_len(v);
+        total = 2 + n;
+        for (size_t i = 0; i < n; i++)
+            total += value_size(sl_array_get(v, i));
+        return total;
+    case SL_TYPE_OBJECT:
+        total = 2;
+        for (void *it = sl_object_iter(v); it != NULL; it = sl_object_next(v, it))
+            total += strlen(sl_object_iter_key(it)) + 4 + value_size(sl_object_iter_value(it));
+        return total;
+    }
+    return 0;
+}
+
+/* Payload bytes plus about the size of the fields as compact JSON. */
+size_t sl_record_size(const sl_record *r)
+{
+    return r->payload_len + value_size(sl_record_fields(r));
+}

@@ -1,0 +1,517 @@
+/*
+ * Values (include/sluice/value.h) on top of jansson.
+ *
+ * An sl_value is a jansson json_t: the struct sl_value is never defined and
+ * pointers are cast at this boundary. jansson already gives what value.h
+ * asks for — reference counts updated with atomic builtins, 64-bit
+ * integers, strings with a length (so they may hold NUL), objects that keep
+ * insertion order — and using its tree directly means a parsed document
+ * needs no second conversion pass (docs/decisions/0001).
+ *
+ * Deliberate differences from plain jansson use:
+ *   - strings and keys are stored without UTF-8 validation (the *_nocheck
+ *     calls): payloads from CSV, regex or line sources may hold any bytes,
+ *     and the serialiser (engine/json.c) writes such bytes as U+FFFD;
+ *   - a double that is NaN or infinite has no JSON form; sl_value_double()
+ *     returns null for it instead of failing;
+ *   - the last reference is dropped with acquire-release ordering, so a
+ *     thread that frees a value shared with others sees their reads done;
+ *   - deep copy and equality are our own: jansson's copy keeps a table of
+ *     visited containers (slow for the copy-on-write path) and its equality
+ *     says 1 != 1.0.
+ *
+ * Values are trees: adding a container to itself (directly or through a
+ * child) is a programming error. Recursive operations (copy, equal, dump,
+ * free) go as deep as the tree; the parser caps depth (engine/json.c).
+ */
+#include <jansson.h>
+#include <math.h>
+#include <string.h>
+
+#include "sluice/error.h"
+#include "sluice/value.h"
+
+#define J(v)  ((json_t *)(v))
+#define CJ(v) ((const json_t *)(v))
+#define V(j)  ((sl_value *)(j))
+
+/* jansson's statically allocated singletons (null, true, false) carry this
+ * reference count and are never freed. */
+#define SL__STATIC_REFCOUNT ((size_t)-1)
+
+const char *sl_type_name(sl_type t)
+{
+    switch (t) {
+    case SL_TYPE_NULL:
+        return "null";
+    case SL_TYPE_BOOL:
+        return "bool";
+    case SL_TYPE_INT:
+        return "int";
+    case SL_TYPE_DOUBLE:
+        return "double";
+    case SL_TYPE_STRING:
+        return "string";
+    case SL_TYPE_ARRAY:
+        return "array";
+    case SL_TYPE_OBJECT:
+        return "object";
+    }
+    return "unknown";
+}
+
+/* ------------------------------------------------------------ construction */
+
+sl_value *sl_value_null(void)
+{
+    return V(json_null());
+}
+
+sl_value *sl_value_bool(bool b)
+{
+    return V(b ? json_true() : json_false());
+}
+
+sl_value *sl_value_int(int64_t i)
+{
+    return V(json_integer((json_int_t)i));
+}
+
+/* NaN and the infinities have no JSON form: they read back as null. */
+sl_value *sl_value_double(double d)
+{
+    if (!isfinite(d))
+        return V(json_null());
+    return V(json_real(d));
+}
+
+/* Copies len bytes (any bytes, NUL included) and NUL-terminates the copy. */
+sl_value *sl_value_string(const char *s, size_t len)
+{
+    if (s == NULL && len > 0)
+        return NULL;
+    return V(json_stringn_nocheck(s != NULL ? s : "", len));
+}
+
+sl_value *sl_value_cstring(const char *s)
+{
+    if (s == NULL)
+        s = "";
+    return V(json_stringn_nocheck(s, strlen(s)));
+}
+
+sl_value *sl_value_array(void)
+{
+    return V(json_array());
+}
+
+sl_value *sl_value_object(void)
+{
+    return V(json_object());
+}
+
+sl_value *sl_value_ref(sl_value *v)
+{
+    return V(json_incref(J(v)));
+}
+
+/*
+ * Drop one reference; the last one frees the value. The decrement is
+ * acquire-release (jansson's inline one is release only) so the freeing
+ * thread is ordered after every other holder's last read.
+ */
+void sl_value_unref(sl_value *v)
+{
+    json_t *j = J(v);
+    if (j == NULL || j->refcount == SL__STATIC_REFCOUNT)
+        return;
+    if (__atomic_sub_fetch(&j->refcount, 1, __ATOMIC_ACQ_REL) == 0)
+        json_delete(j);
+}
+
+/* ------------------------------------------------------------ copy */
+
+/* Deep copy of j; NULL on out of memory. */
+static json_t *deep_copy(const json_t *j)
+{
+    switch (json_typeof(j)) {
+    case JSON_NULL:
+    case JSON_TRUE:
+    case JSON_FALSE:
+        return (json_t *)j;   /* immutable singletons */
+    case JSON_INTEGER:
+        return json_integer(json_integer_value(j));
+    case JSON_REAL:
+        return json_real(json_real_value(j));
+    case JSON_STRING:
+        return json_stringn_nocheck(json_string_value(j), json_string_length(j));
+    case JSON_ARRAY: {
+        size_t n = json_array_size(j);
+        json_t *a = json_array();
+        if (a == NULL)
+            return NULL;
+        for (size_t i = 0; i < n; i++) {
+            json_t *item = deep_copy(json_array_get(j, i));
+            if (item == NULL || json_array_append_new(a, item) != 0)
+                goto out_free_a;
+        }
+        return a;
+out_free_a:
+        json_decref(a);
+        return NULL;
+    }
+    case JSON_OBJECT: {
+        json_t *o = json_object();
+        if (o == NULL)
+            return NULL;
+        for (void *it = json_object_iter((json_t *)j); it != NULL;
+             it = json_object_iter_next((json_t *)j, it)) {
+            json_t *item = deep_copy(json_object_iter_value(it));
+            if (item == NULL ||
+                json_object_setn_new_nocheck(o, json_object_iter_key(it),
+                                             json_object_iter_key_len(it), item) != 0)
+                goto out_free_o;
+        }
+        return o;
+out_free_o:
+        json_decref(o);
+        return NULL;
+    }
+    }
+    return NULL;
+}
+
+/* A deep copy; NULL reads as null. NULL only on out of memory. */
+sl_value *sl_value_copy(const sl_value *v)
+{
+    if (v == NULL)
+        return V(json_null());
+    return V(deep_copy(CJ(v)));
+}
+
+/* True if someone besides the caller holds a reference to j. The acquire
+ * load pairs with the release in other holders' sl_value_unref. */
+static bool is_shared(const json_t *j)
+{
+    size_t rc = __atomic_load_n(&j->refcount, __ATOMIC_ACQUIRE);
+    return rc > 1 && rc != SL__STATIC_REFCOUNT;
+}
+
+/*
+ * Copy on write. Only containers and strings can be shared usefully; the
+ * singletons are immutable and never copied. On SL_ENOMEM *v is unchanged.
+ */
+int sl_value_unshare(sl_value **v)
+{
+    if (v == NULL)
+        return SL_EINVAL;
+    json_t *j = J(*v);
+    if (j == NULL || !is_shared(j))
+        return 0;
+    json_t *copy = deep_copy(j);
+    if (copy == NULL)
+        return SL_ENOMEM;
+    *v = V(copy);
+    sl_value_unref(V(j));
+    return 0;
+}
+
+/* ------------------------------------------------------------ inspection */
+
+sl_type sl_value_type(const sl_value *v)
+{
+    if (v == NULL)
+        return SL_TYPE_NULL;
+    switch (json_typeof(CJ(v))) {
+    case JSON_NULL:
+        return SL_TYPE_NULL;
+    case JSON_TRUE:
+    case JSON_FALSE:
+        return SL_TYPE_BOOL;
+    case JSON_INTEGER:
+        return SL_TYPE_INT;
+    case JSON_REAL:
+        return SL_TYPE_DOUBLE;
+    case JSON_STRING:
+        return SL_TYPE_STRING;
+    case JSON_ARRAY:
+        return SL_TYPE_ARRAY;
+    case JSON_OBJECT:
+        return SL_TYPE_OBJECT;
+    }
+    return SL_TYPE_NULL;
+}
+
+bool sl_value_get_bool(const sl_value *v)
+{
+    return v != NULL && json_is_true(CJ(v));
+}
+
+/* Doubles are truncated toward zero and saturate at the int64 range. */
+int64_t sl_value_get_int(const sl_value *v)
+{
+    if (v == NULL)
+        return 0;
+    if (json_is_integer(CJ(v)))
+        return (int64_t)json_integer_value(CJ(v));
+    if (json_is_real(CJ(v))) {
+        double d = json_real_value(CJ(v));
+        if (d >= 9223372036854775808.0)
+            return INT64_MAX;
+        if (d < -9223372036854775808.0)
+            return INT64_MIN;
+        return (int64_t)d;
+    }
+    return 0;
+}
+
+double sl_value_get_double(const sl_value *v)
+{
+    if (v == NULL)
+        return 0.0;
+    if (json_is_real(CJ(v)))
+        return json_real_value(CJ(v));
+    if (json_is_integer(CJ(v)))
+        return (double)json_integer_value(CJ(v));
+    return 0.0;
+}
+
+const char *sl_value_get_string(const sl_value *v, size_t *len)
+{
+    if (v == NULL || !json_is_string(CJ(v)))
+        return NULL;
+    if (len != NULL)
+        *len = json_string_length(CJ(v));
+    return json_string_value(CJ(v));
+}
+
+/* Exact comparison of an int64 with a double (no rounding of i). */
+static bool int_equals_double(int64_t i, double d)
+{
+    if (!(d >= -9223372036854775808.0 && d < 9223372036854775808.0))
+        return false;
+    if (d != trunc(d))
+        return false;
+    return (int64_t)d == i;
+}
+
+static bool equal(const json_t *a, const json_t *b)
+{
+    if (a == b)
+        return true;
+    json_type ta = json_typeof(a), tb = json_typeof(b);
+    if (ta == JSON_INTEGER && tb == JSON_REAL)
+        return int_equals_double(json_integer_value(a), json_real_value(b));
+    if (ta == JSON_REAL && tb == JSON_INTEGER)
+        return int_equals_double(json_integer_value(b), json_real_value(a));
+    if (ta != tb)
+        return false;
+    switch (ta) {
+    case JSON_NULL:
+    case JSON_TRUE:
+    case JSON_FALSE:
+        return true;
+    case JSON_INTEGER:
+        return json_integer_value(a) == json_integer_value(b);
+    case JSON_REAL:
+        return json_real_value(a) == json_real_value(b);
+    case JSON_STRING: {
+        size_t n = json_string_length(a);
+        return n == json_string_length(b) &&
+               memcmp(json_string_value(a), json_string_value(b), n) == 0;
+    }
+    case JSON_ARRAY: {
+        size_t n = json_array_size(a);
+        if (n != json_array_size(b))
+            return false;
+        for (size_t i = 0; i < n; i++)
+            if (!equal(json_array_get(a, i), json_array_get(b, i)))
+                return false;
+        return true;
+    }
+    case JSON_OBJECT: {
+        if (json_object_size(a) != json_object_size(b))
+            return false;
+        for (void *it = json_object_iter((json_t *)a); it != NULL;
+             it = json_object_iter_next((json_t *)a, it)) {
+            json_t *bv = json_object_getn(b, json_object_iter_key(it),
+                                          json_object_iter_key_len(it));
+            if (bv == NULL || !equal(json_object_iter_value(it), bv))
+                return false;
+        }
+        return true;
+    }
+    }
+    return false;
+}
+
+/* Deep equality; numbers compare by value across int and double; object
+ * key order does not matter. NULL reads as null. */
+bool sl_value_equal(const sl_value *a, const sl_value *b)
+{
+    json_t *na = json_null();
+    return equal(a != NULL ? CJ(a) : na, b != NULL ? CJ(b) : na);
+}
+
+/* ------------------------------------------------------------ arrays */
+
+size_t sl_array_len(const sl_value *a)
+{
+    return a != NULL ? json_array_size(CJ(a)) : 0;   /* 0 for non-arrays */
+}
+
+sl_value *sl_array_get(const sl_value *a, size_t i)
+{
+    return a != NULL ? V(json_array_get(CJ(a), i)) : NULL;
+}
+
+/* Takes ownership of item. SL_EINVAL for a NULL array or item, SL_ETYPE if
+ * a is not an array, SL_ENOMEM. */
+int sl_array_append(sl_value *a, sl_value *item)
+{
+    int rc;
+    if (a == NULL || item == NULL) {
+        rc = SL_EINVAL;
+        goto out_drop;
+    }
+    if (!json_is_array(J(a))) {
+        rc = SL_ETYPE;
+        goto out_drop;
+    }
+    if (a == item) {
+        rc = SL_EINVAL;
+        goto out_drop;
+    }
+    /* json_array_append_new consumes item even when it fails. */
+    return json_array_append_new(J(a), J(item)) == 0 ? 0 : SL_ENOMEM;
+out_drop:
+    sl_value_unref(item);
+    return rc;
+}
+
+/* Takes ownership of item. SL_ERANGE if i >= length. */
+int sl_array_set(sl_value *a, size_t i, sl_value *item)
+{
+    int rc;
+    if (a == NULL || item == NULL || a == item) {
+        rc = SL_EINVAL;
+        goto out_drop;
+    }
+    if (!json_is_array(J(a))) {
+        rc = SL_ETYPE;
+        goto out_drop;
+    }
+    if (i >= json_array_size(J(a))) {
+        rc = SL_ERANGE;
+        goto out_drop;
+    }
+    return json_array_set_new(J(a), i, J(item)) == 0 ? 0 : SL_ENOMEM;
+out_drop:
+    sl_value_unref(item);
+    return rc;
+}
+
+/* The i-th item made safe to modify: a shared item is replaced in the array
+ * by its copy. NULL if out of range, not an array, or out of memory. */
+sl_value *sl_array_get_mut(sl_value *a, size_t i)
+{
+    sl_value *item = sl_array_get(a, i);
+    if (item == NULL || !is_shared(J(item)))
+        return item;
+    json_t *copy = deep_copy(J(item));
+    if (copy == NULL)
+        return NULL;
+    if (json_array_set_new(J(a), i, copy) != 0)
+        return NULL;
+    return V(copy);
+}
+
+/* ------------------------------------------------------------ objects */
+
+size_t sl_object_len(const sl_value *o)
+{
+    return o != NULL ? json_object_size(CJ(o)) : 0;
+}
+
+sl_value *sl_object_get(const sl_value *o, const char *key)
+{
+    if (o == NULL || key == NULL)
+        return NULL;
+    return V(json_object_get(CJ(o), key));
+}
+
+sl_value *sl_object_getn(const sl_value *o, const char *key, size_t len)
+{
+    if (o == NULL || key == NULL)
+        return NULL;
+    return V(json_object_getn(CJ(o), key, len));
+}
+
+/*
+ * Takes ownership of v. Setting an existing key replaces its value in place
+ * (the key keeps its position); a new key goes last. SL_EINVAL for NULL
+ * arguments or o == v, SL_ETYPE if o is not an object, SL_ENOMEM.
+ */
+int sl_object_set(sl_value *o, const char *key, sl_value *v)
+{
+    int rc;
+    if (o == NULL || key == NULL || v == NULL || o == v) {
+        rc = SL_EINVAL;
+        goto out_drop;
+    }
+    if (!json_is_object(J(o))) {
+        rc = SL_ETYPE;
+        goto out_drop;
+    }
+    /* Consumes v even when it fails. */
+    return json_object_setn_new_nocheck(J(o), key, strlen(key), J(v)) == 0 ? 0 : SL_ENOMEM;
+out_drop:
+    sl_value_unref(v);
+    return rc;
+}
+
+/* SL_ENOTFOUND if key is absent, SL_ETYPE if o is not an object. */
+int sl_object_del(sl_value *o, const char *key)
+{
+    if (o == NULL || key == NULL)
+        return SL_EINVAL;
+    if (!json_is_object(J(o)))
+        return SL_ETYPE;
+    return json_object_del(J(o), key) == 0 ? 0 : SL_ENOTFOUND;
+}
+
+/* The value under key made safe to modify (see sl_array_get_mut). */
+sl_value *sl_object_get_mut(sl_value *o, const char *key)
+{
+    sl_value *item = sl_object_get(o, key);
+    if (item == NULL || !is_shared(J(item)))
+        return item;
+    json_t *copy = deep_copy(J(item));
+    if (copy == NULL)
+        return NULL;
+    if (json_object_setn_new_nocheck(J(o), key, strlen(key), copy) != 0)
+        return NULL;
+    return V(copy);
+}
+
+void *sl_object_iter(const sl_value *o)
+{
+    return o != NULL ? json_object_iter(J(o)) : NULL;
+}
+
+void *sl_object_next(const sl_value *o, void *it)
+{
+    if (o == NULL || it == NULL)
+        return NULL;
+    return json_object_iter_next(J(o), it);
+}
+
+const char *sl_object_iter_key(void *it)
+{
+    return it != NULL ? json_object_iter_key(it) : NULL;
+}
+
+sl_value *sl_object_iter_value(void *it)
+{
+    return it != NULL ? V(json_object_iter_value(it)) : NULL;
+}

@@ -1,0 +1,343 @@
+/* Values: construction, reference counts and copy on write, equality,
+ * arrays, objects. */
+#include <criterion/criterion.h>
+#include <math.h>
+#include <string.h>
+
+#include "sluice/error.h"
+#include "sluice/value.h"
+
+Test(value, type_names)
+{
+    cr_expect_str_eq(sl_type_name(SL_TYPE_NULL), "null");
+    cr_expect_str_eq(sl_type_name(SL_TYPE_BOOL), "bool");
+    cr_expect_str_eq(sl_type_name(SL_TYPE_INT), "int");
+    cr_expect_str_eq(sl_type_name(SL_TYPE_DOUBLE), "double");
+    cr_expect_str_eq(sl_type_name(SL_TYPE_STRING), "string");
+    cr_expect_str_eq(sl_type_name(SL_TYPE_ARRAY), "array");
+    cr_expect_str_eq(sl_type_name(SL_TYPE_OBJECT), "object");
+}
+
+Test(value, scalars)
+{
+    sl_value *n = sl_value_null(), *t = sl_value_bool(true), *f = sl_value_bool(false);
+    sl_value *i = sl_value_int(-42), *d = sl_value_double(2.75);
+
+    cr_expect_eq(sl_value_type(n), SL_TYPE_NULL);
+    cr_expect_eq(sl_value_type(NULL), SL_TYPE_NULL);
+    cr_expect_eq(sl_value_type(t), SL_TYPE_BOOL);
+    cr_expect(sl_value_get_bool(t));
+    cr_expect_not(sl_value_get_bool(f));
+    cr_expect_not(sl_value_get_bool(i));
+    cr_expect_not(sl_value_get_bool(NULL));
+    cr_expect_eq(sl_value_type(i), SL_TYPE_INT);
+    cr_expect_eq(sl_value_get_int(i), -42);
+    cr_expect_eq(sl_value_get_double(i), -42.0);
+    cr_expect_eq(sl_value_type(d), SL_TYPE_DOUBLE);
+    cr_expect_eq(sl_value_get_double(d), 2.75);
+    cr_expect_eq(sl_value_get_int(d), 2);
+    cr_expect_eq(sl_value_get_int(t), 0);
+    cr_expect_eq(sl_value_get_double(n), 0.0);
+    cr_expect_null(sl_value_get_string(i, NULL));
+    sl_value_unref(n);
+    sl_value_unref(t);
+    sl_value_unref(f);
+    sl_value_unref(i);
+    sl_value_unref(d);
+    sl_value_unref(NULL);
+}
+
+Test(value, int64_extremes)
+{
+    sl_value *max = sl_value_int(INT64_MAX), *min = sl_value_int(INT64_MIN);
+    cr_expect_eq(sl_value_get_int(max), INT64_MAX);
+    cr_expect_eq(sl_value_get_int(min), INT64_MIN);
+    sl_value_unref(max);
+    sl_value_unref(min);
+}
+
+Test(value, double_to_int_truncates_and_saturates)
+{
+    sl_value *a = sl_value_double(-3.9), *b = sl_value_double(1e300), *c = sl_value_double(-1e300);
+    cr_expect_eq(sl_value_get_int(a), -3);
+    cr_expect_eq(sl_value_get_int(b), INT64_MAX);
+    cr_expect_eq(sl_value_get_int(c), INT64_MIN);
+    sl_value_unref(a);
+    sl_value_unref(b);
+    sl_value_unref(c);
+}
+
+Test(value, non_finite_double_is_null)
+{
+    sl_value *a = sl_value_double(NAN), *b = sl_value_double(INFINITY);
+    cr_expect_eq(sl_value_type(a), SL_TYPE_NULL);
+    cr_expect_eq(sl_value_type(b), SL_TYPE_NULL);
+    sl_value_unref(a);
+    sl_value_unref(b);
+}
+
+Test(value, strings_keep_nul_and_length)
+{
+    sl_value *s = sl_value_string("a\0b", 3);
+    size_t len = 0;
+    const char *p = sl_value_get_string(s, &len);
+    cr_assert_not_null(p);
+    cr_expect_eq(len, 3);
+    cr_expect(memcmp(p, "a\0b", 4) == 0, "bytes and terminating NUL");
+    sl_value_unref(s);
+
+    sl_value *c = sl_value_cstring("héllo");
+    p = sl_value_get_string(c, &len);
+    cr_expect_eq(len, strlen("héllo"));
+    cr_expect_str_eq(p, "héllo");
+    sl_value_unref(c);
+
+    sl_value *e = sl_value_string(NULL, 0);
+    p = sl_value_get_string(e, &len);
+    cr_expect_eq(len, 0);
+    cr_expect_str_eq(p, "");
+    sl_value_unref(e);
+}
+
+Test(value, strings_accept_any_bytes)
+{
+    sl_value *s = sl_value_string("\xff\xfe", 2);
+    cr_assert_not_null(s);
+    size_t len;
+    cr_expect(memcmp(sl_value_get_string(s, &len), "\xff\xfe", 2) == 0);
+    cr_expect_eq(len, 2);
+    sl_value_unref(s);
+}
+
+Test(value, equality)
+{
+    sl_value *i1 = sl_value_int(1), *d1 = sl_value_double(1.0), *d15 = sl_value_double(1.5);
+    sl_value *big = sl_value_int(INT64_C(9007199254740993));
+    sl_value *bigd = sl_value_double(9007199254740992.0);
+    sl_value *s1 = sl_value_string("a\0b", 3), *s2 = sl_value_string("a\0c", 3);
+
+    cr_expect(sl_value_equal(i1, d1));
+    cr_expect(sl_value_equal(d1, i1));
+    cr_expect_not(sl_value_equal(i1, d15));
+    cr_expect_not(sl_value_equal(big, bigd), "no rounding of large ints");
+    cr_expect_not(sl_value_equal(s1, s2));
+    cr_expect(sl_value_equal(s1, s1));
+    cr_expect(sl_value_equal(NULL, NULL));
+    sl_value *n = sl_value_null();
+    cr_expect(sl_value_equal(NULL, n));
+    cr_expect_not(sl_value_equal(n, i1));
+    sl_value *t = sl_value_bool(true), *f = sl_value_bool(false);
+    cr_expect_not(sl_value_equal(t, f));
+
+    sl_value *o1 = sl_value_object(), *o2 = sl_value_object();
+    sl_object_set(o1, "a", sl_value_int(1));
+    sl_object_set(o1, "b", sl_value_cstring("x"));
+    sl_object_set(o2, "b", sl_value_cstring("x"));
+    sl_object_set(o2, "a", sl_value_double(1.0));
+    cr_expect(sl_value_equal(o1, o2), "key order does not matter");
+    sl_object_set(o2, "c", sl_value_null());
+    cr_expect_not(sl_value_equal(o1, o2));
+
+    sl_value *a1 = sl_value_array(), *a2 = sl_value_array();
+    sl_array_append(a1, sl_value_int(1));
+    sl_array_append(a2, sl_value_int(2));
+    cr_expect_not(sl_value_equal(a1, a2));
+    sl_array_append(a1, sl_value_int(2));
+    cr_expect_not(sl_value_equal(a1, a2), "length differs");
+
+    sl_value *vals[] = {i1, d1, d15, big, bigd, s1, s2, n, t, f, o1, o2, a1, a2};
+    for (size_t k = 0; k < sizeof(vals) / sizeof(vals[0]); k++)
+        sl_value_unref(vals[k]);
+}
+
+Test(value, arrays)
+{
+    sl_value *a = sl_value_array();
+    cr_expect_eq(sl_array_len(a), 0);
+    for (int i = 0; i < 100; i++)
+        cr_assert_eq(sl_array_append(a, sl_value_int(i)), 0);
+    cr_expect_eq(sl_array_len(a), 100);
+    cr_expect_eq(sl_value_get_int(sl_array_get(a, 57)), 57);
+    cr_expect_null(sl_array_get(a, 100));
+    cr_expect_eq(sl_array_set(a, 3, sl_value_cstring("three")), 0);
+    cr_expect_str_eq(sl_value_get_string(sl_array_get(a, 3), NULL), "three");
+    cr_expect_eq(sl_array_set(a, 100, sl_value_int(0)), SL_ERANGE);
+
+    sl_value *o = sl_value_object();
+    cr_expect_eq(sl_array_append(o, sl_value_int(1)), SL_ETYPE);
+    cr_expect_eq(sl_array_append(NULL, sl_value_int(1)), SL_EINVAL);
+    cr_expect_eq(sl_array_append(a, NULL), SL_EINVAL);
+    cr_expect_eq(sl_array_append(a, sl_value_ref(a)), SL_EINVAL, "a value cannot contain itself");
+    cr_expect_eq(sl_array_len(o), 0);
+    cr_expect_null(sl_array_get(o, 0));
+    sl_value_unref(o);
+    sl_value_unref(a);
+}
+
+Test(value, objects_keep_insertion_order)
+{
+    static const char *keys[] = {"zeta", "alpha", "mid", "beta", "omega", "a1", "a0",
+                                 "k7", "k8", "k9", "k10", "k11", "k12"};
+    size_t nkeys = sizeof(keys) / sizeof(keys[0]);
+    sl_value *o = sl_value_object();
+    for (size_t i = 0; i < nkeys; i++)
+        cr_assert_eq(sl_object_set(o, keys[i], sl_value_int((int64_t)i)), 0);
+    cr_expect_eq(sl_object_len(o), nkeys);
+
+    size_t i = 0;
+    for (void *it = sl_object_iter(o); it; it = sl_object_next(o, it), i++) {
+        cr_assert_lt(i, nkeys);
+        cr_expect_str_eq(sl_object_iter_key(it), keys[i]);
+        cr_expect_eq(sl_value_get_int(sl_object_iter_value(it)), (int64_t)i);
+    }
+    cr_expect_eq(i, nkeys);
+
+    /* Replacing keeps the position; delete and re-add moves to the end. */
+    cr_expect_eq(sl_object_set(o, "alpha", sl_value_cstring("A")), 0);
+    cr_expect_eq(sl_object_len(o), nkeys);
+    void *it = sl_object_next(o, sl_object_iter(o));
+    cr_expect_str_eq(sl_object_iter_key(it), "alpha");
+    cr_expect_str_eq(sl_value_get_string(sl_object_iter_value(it), NULL), "A");
+
+    cr_expect_eq(sl_object_del(o, "zeta"), 0);
+    cr_expect_eq(sl_object_del(o, "zeta"), SL_ENOTFOUND);
+    cr_expect_null(sl_object_get(o, "zeta"));
+    cr_expect_eq(sl_object_set(o, "zeta", sl_value_null()), 0);
+    it = sl_object_iter(o);
+    cr_expect_str_eq(sl_object_iter_key(it), "alpha");
+    const char *last = NULL;
+    for (; it; it = sl_object_next(o, it))
+        last = sl_object_iter_key(it);
+    cr_expect_str_eq(last, "zeta");
+    sl_value_unref(o);
+}
+
+Test(value, object_errors)
+{
+    sl_value *o = sl_value_object(), *a = sl_value_array();
+    cr_expect_eq(sl_object_set(a, "k", sl_value_int(1)), SL_ETYPE);
+    cr_expect_eq(sl_object_del(a, "k"), SL_ETYPE);
+    cr_expect_eq(sl_object_set(o, NULL, sl_value_int(1)), SL_EINVAL);
+    cr_expect_eq(sl_object_set(o, "k", NULL), SL_EINVAL);
+    cr_expect_eq(sl_object_set(o, "k", sl_value_ref(o)), SL_EINVAL);
+    cr_expect_eq(sl_object_set(NULL, "k", sl_value_int(1)), SL_EINVAL);
+    cr_expect_eq(sl_object_del(NULL, "k"), SL_EINVAL);
+    cr_expect_null(sl_object_get(a, "k"));
+    cr_expect_null(sl_object_get(NULL, "k"));
+    cr_expect_null(sl_object_iter(a));
+    cr_expect_null(sl_object_iter(o), "empty object");
+    cr_expect_eq(sl_object_len(a), 0);
+    cr_expect_eq(sl_object_len(o), 0);
+    sl_value_unref(o);
+    sl_value_unref(a);
+}
+
+Test(value, object_getn)
+{
+    sl_value *o = sl_value_object();
+    sl_object_set(o, "user", sl_value_cstring("u1"));
+    cr_expect_str_eq(sl_value_get_string(sl_object_getn(o, "user.name", 4), NULL), "u1");
+    cr_expect_null(sl_object_getn(o, "use", 3));
+    sl_value_unref(o);
+}
+
+Test(value, ref_and_unshare_copy_on_write)
+{
+    sl_value *o = sl_value_object();
+    sl_object_set(o, "n", sl_value_int(1));
+    sl_value *inner = sl_value_array();
+    sl_array_append(inner, sl_value_int(10));
+    sl_object_set(o, "list", inner);
+
+    /* Sole holder: unshare keeps the same value. */
+    sl_value *mine = o;
+    cr_assert_eq(sl_value_unshare(&mine), 0);
+    cr_expect_eq(mine, o);
+
+    /* Two holders: the writer gets a deep copy, the other sees no change. */
+    sl_value *other = sl_value_ref(o);
+    cr_assert_eq(other, o);
+    sl_value *writer = o;
+    cr_assert_eq(sl_value_unshare(&writer), 0);
+    cr_expect_neq(writer, other);
+    cr_expect(sl_value_equal(writer, other));
+    sl_object_set(writer, "n", sl_value_int(2));
+    sl_array_append(sl_object_get(writer, "list"), sl_value_int(20));
+    cr_expect_eq(sl_value_get_int(sl_object_get(other, "n")), 1);
+    cr_expect_eq(sl_array_len(sl_object_get(other, "list")), 1);
+    cr_expect_eq(sl_array_len(sl_object_get(writer, "list")), 2);
+
+    /* other is now the sole holder of the original. */
+    sl_value *again = other;
+    cr_assert_eq(sl_value_unshare(&again), 0);
+    cr_expect_eq(again, other);
+
+    sl_value_unref(writer);
+    sl_value_unref(other);
+
+    sl_value *none = NULL;
+    cr_expect_eq(sl_value_unshare(&none), 0);
+    cr_expect_null(none);
+    cr_expect_eq(sl_value_unshare(NULL), SL_EINVAL);
+}
+
+Test(value, get_mut_unshares_children)
+{
+    sl_value *child = sl_value_object();
+    sl_object_set(child, "x", sl_value_int(1));
+    sl_value *keep = sl_value_ref(child);
+
+    sl_value *parent = sl_value_object();
+    sl_object_set(parent, "c", child);
+    sl_value *arr = sl_value_array();
+    sl_array_append(arr, sl_value_ref(keep));
+
+    sl_value *m = sl_object_get_mut(parent, "c");
+    cr_assert_not_null(m);
+    cr_expect_neq(m, keep);
+    sl_object_set(m, "x", sl_value_int(2));
+    cr_expect_eq(sl_value_get_int(sl_object_get(keep, "x")), 1);
+    cr_expect_eq(sl_value_get_int(sl_object_get(sl_object_get(parent, "c"), "x")), 2);
+    /* Not shared any more: the same child comes back. */
+    cr_expect_eq(sl_object_get_mut(parent, "c"), m);
+    cr_expect_null(sl_object_get_mut(parent, "absent"));
+
+    sl_value *am = sl_array_get_mut(arr, 0);
+    cr_assert_not_null(am);
+    cr_expect_neq(am, keep);
+    sl_object_del(am, "x");
+    cr_expect_eq(sl_object_len(keep), 1);
+    cr_expect_null(sl_array_get_mut(arr, 1));
+
+    sl_value_unref(parent);
+    sl_value_unref(arr);
+    sl_value_unref(keep);
+}
+
+Test(value, deep_copy_is_independent)
+{
+    sl_value *o = sl_value_object();
+    sl_value *a = sl_value_array();
+    sl_array_append(a, sl_value_string("x\0y", 3));
+    sl_array_append(a, sl_value_double(0.5));
+    sl_array_append(a, sl_value_bool(true));
+    sl_array_append(a, sl_value_null());
+    sl_object_set(o, "a", a);
+    sl_object_set(o, "i", sl_value_int(INT64_MIN));
+
+    sl_value *c = sl_value_copy(o);
+    cr_assert_not_null(c);
+    cr_expect_neq(c, o);
+    cr_expect(sl_value_equal(c, o));
+    cr_expect_neq(sl_object_get(c, "a"), a);
+    sl_array_append(sl_object_get(c, "a"), sl_value_int(1));
+    cr_expect_eq(sl_array_len(a), 4);
+    void *it = sl_object_iter(c);
+    cr_expect_str_eq(sl_object_iter_key(it), "a", "order kept");
+    sl_value_unref(c);
+    sl_value_unref(o);
+
+    sl_value *cn = sl_value_copy(NULL);
+    cr_expect_eq(sl_value_type(cn), SL_TYPE_NULL);
+    sl_value_unref(cn);
+}
