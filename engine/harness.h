@@ -30,7 +30,8 @@ int sl_harness_create(const sl_stage_desc *desc, const char *options_yaml,
 void sl_harness_destroy(sl_harness *h);   /* NULL: no-op; calls destroy() */
 const char *sl_harness_config_error(const sl_harness *h);  /* "" if none */
 
-/* Calls init(). Returns its result. */
+/* Calls init() (once; again: SL_EINVAL, as after a config error). Returns
+ * its result. process/flush/run before a successful init: SL_EINVAL. */
 int sl_harness_init(sl_harness *h);
 
 /* Feed one record to process() (takes ownership). Returns process()'s result;
@@ -44,7 +45,8 @@ int sl_harness_process_json(sl_harness *h, const char *json);
 int sl_harness_flush(sl_harness *h);
 /* Source stages: call run() until it returns. */
 int sl_harness_run(sl_harness *h);
-/* Ask the source to stop (sl_stage_stopping becomes true). Thread: any. */
+/* Ask the source to stop (sl_stage_stopping becomes true, the source
+ * context is cancelled with SL_ESTOPPED). Thread: any. */
 void sl_harness_stop(sl_harness *h);
 
 /* What happened. Records stay owned by the harness. */
@@ -52,8 +54,27 @@ size_t sl_harness_emitted_count(const sl_harness *h);
 sl_record *sl_harness_emitted(const sl_harness *h, size_t i);
 size_t sl_harness_dropped_count(const sl_harness *h);
 uint64_t sl_harness_stored_count(const sl_harness *h);
+/* Failed process() calls plus the stage's own sl_stage_count_error(). */
 uint64_t sl_harness_error_count(const sl_harness *h);
 const char *sl_harness_last_error(const sl_harness *h);  /* "" if none */
 void *sl_harness_state(sl_harness *h);
+
+/* --- additions --- */
+
+/* The clock the stage sees (default real); call before init. A fake clock
+ * (sl_fake_clock) makes rate and time logic deterministic. */
+void sl_harness_set_clock(sl_harness *h, const sl_clock *clock);
+/* Worker identity the stage sees (default 0 of 1); call before init. */
+void sl_harness_set_worker(sl_harness *h, int index, int count);
+/* The run context the stage sees (sl_stage_context). */
+sl_ctx *sl_harness_context(sl_harness *h);
+/* Cancel the run context, as a failing or forced-stopped run would:
+ * sl_emit then returns SL_ECANCELED. Thread: any. */
+void sl_harness_cancel(sl_harness *h, const char *cause);
+uint64_t sl_harness_retry_count(const sl_harness *h);
+uint64_t sl_harness_bytes_in(const sl_harness *h);
+/* Records process() failed on, in order (owned by the harness). */
+size_t sl_harness_failed_count(const sl_harness *h);
+sl_record *sl_harness_failed(const sl_harness *h, size_t i);
 
 #endif

@@ -1,0 +1,214 @@
+/* Private to the engine: not installed, not part of the plugin ABI. */
+/*
+ * The engine side of the stage API (include/sluice/stage.h).
+ *
+ * An sl_stage_ctx is what a stage worker's callbacks receive. It carries the
+ * worker's identity (stage name, type, worker index and count), its contexts,
+ * its clock, its metrics counters, the last error message, and an "emit
+ * target": the function sl_emit() hands records to. The runtime plugs in a
+ * target that batches records into the worker's outboxes; the stage harness
+ * plugs in one that collects them for assertions. Everything else here is
+ * shared by both.
+ *
+ * Counters are written only by the worker's own thread and read by anyone
+ * (metrics snapshots, SIGUSR1 dumps), so they are relaxed atomics updated
+ * with load+store rather than read-modify-write.
+ *
+ * Thread: the worker's thread unless noted.
+ */
+#ifndef SLUICE_ENGINE_STAGE_CTX_H
+#define SLUICE_ENGINE_STAGE_CTX_H
+
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "sluice/stage.h"
+
+/* ------------------------------------------------------------------ */
+/* Latency histogram                                                   */
+/* ------------------------------------------------------------------ */
+
+/*
+ * Log-bucketed histogram of nanosecond durations: values below 8 have a
+ * bucket each, then every power of two is split into 8 buckets, so a bucket
+ * is at most 12.5% wide. The exact maximum is kept alongside.
+ */
+#define SL__HIST_SUB 8
+#define SL__HIST_BUCKETS (SL__HIST_SUB + 60 * SL__HIST_SUB)
+
+typedef struct sl__hist {
+    _Atomic uint64_t buckets[SL__HIST_BUCKETS]; /* atomic: counts per bucket */
+    _Atomic uint64_t count;                     /* atomic: values recorded */
+    _Atomic int64_t max_ns;                     /* atomic: largest value */
+} sl__hist;
+
+/* Bucket index of a duration (negative values count as 0). Thread: any. */
+int sl__hist_bucket(int64_t ns);
+/* Smallest and largest value falling in bucket i. Thread: any. */
+int64_t sl__hist_bucket_low(int i);
+int64_t sl__hist_bucket_high(int i);
+
+/* Record one value. Single writer (the owning worker). */
+void sl__hist_record(sl__hist *h, int64_t ns);
+
+/*
+ * A plain (non-atomic) copy of one or more histograms, for computing
+ * percentiles at snapshot time.
+ */
+typedef struct sl__hist_sum {
+    uint64_t buckets[SL__HIST_BUCKETS];
+    uint64_t count;
+    int64_t max_ns;
+} sl__hist_sum;
+
+/* Add h into sum (sum must start zeroed). Thread: any. */
+void sl__hist_accumulate(sl__hist_sum *sum, const sl__hist *h);
+/* The value at quantile q (0..1): the upper bound of the bucket holding it,
+ * capped at the maximum. 0 when empty. Thread: any. */
+int64_t sl__hist_quantile(const sl__hist_sum *sum, double q);
+
+/* ------------------------------------------------------------------ */
+/* Counters                                                            */
+/* ------------------------------------------------------------------ */
+
+/* What a worker is doing, for the SIGUSR1 dump. */
+typedef enum sl__worker_state {
+    SL__WS_STARTING = 0,
+    SL__WS_RECEIVING,   /* waiting for input */
+    SL__WS_PROCESSING,  /* inside process() or run() */
+    SL__WS_SENDING,     /* blocked handing output downstream */
+    SL__WS_FLUSHING,    /* inside flush() */
+    SL__WS_ORDERING,    /* waiting for its turn to release ordered output */
+    SL__WS_RETRYING,    /* waiting before retrying process() */
+    SL__WS_DONE,
+} sl__worker_state;
+
+const char *sl__worker_state_name(sl__worker_state s);
+
+typedef struct sl__stage_counters {
+    _Atomic uint64_t records_in;   /* atomic: records handed to process() */
+    _Atomic uint64_t records_out;  /* atomic: emitted or stored */
+    _Atomic uint64_t stored;       /* atomic: of records_out, stored by a sink */
+    _Atomic uint64_t errors;       /* atomic: failed records and counted errors */
+    _Atomic uint64_t dropped;      /* atomic: filtered out on purpose */
+    _Atomic uint64_t retries;      /* atomic: retried calls */
+    _Atomic uint64_t bytes_in;     /* atomic: bytes read / received */
+    _Atomic uint64_t bytes_out;    /* atomic: bytes emitted / stored */
+    _Atomic int64_t heartbeat_ns;  /* atomic: last sign of life (real clock) */
+    _Atomic int state;             /* atomic: sl__worker_state */
+    sl__hist latency;              /* time per process() call */
+} sl__stage_counters;
+
+/* counter += n for a single-writer counter. */
+static inline void sl__count(_Atomic uint64_t *c, uint64_t n)
+{
+    atomic_store_explicit(c, atomic_load_explicit(c, memory_order_relaxed) + n,
+                          memory_order_relaxed);
+}
+
+static inline uint64_t sl__counter_get(const _Atomic uint64_t *c)
+{
+    return atomic_load_explicit(c, memory_order_relaxed);
+}
+
+static inline void sl__worker_set_state(sl__stage_counters *c,
+                                        sl__worker_state s)
+{
+    atomic_store_explicit(&c->state, (int)s, memory_order_relaxed);
+}
+
+/* ------------------------------------------------------------------ */
+/* The stage context                                                   */
+/* ------------------------------------------------------------------ */
+
+/*
+ * Where sl_emit() sends a record. Takes ownership of rec on every path.
+ * Returns 0, or a negative code (SL_ECANCELED when the run is torn down).
+ * The stage context counts records_out/bytes_out on success.
+ */
+typedef int (*sl__emit_fn)(sl_stage_ctx *sc, sl_record *rec);
+
+#define SL__STAGE_ERR_MAX 512
+
+struct sl_stage_ctx {
+    const char *name;             /* stage name; immutable */
+    const char *type;             /* stage type name; immutable */
+    sl_stage_kind kind;           /* immutable */
+    int worker_index;             /* 0..worker_count-1; immutable */
+    int worker_count;             /* immutable */
+    const sl_clock *clock;        /* never NULL; immutable */
+    sl_ctx *ctx;                  /* run context; borrowed */
+    sl_ctx *source_ctx;           /* done on stop or cancel; borrowed */
+    sl__emit_fn emit;             /* NULL: the stage may not emit */
+    void *target;                 /* for emit's use */
+    sl__stage_counters *counters; /* this worker's; borrowed */
+    const sl_record *current;     /* the input record being processed */
+    bool current_consumed;        /* it was emitted, dropped or stored */
+    int err_code;                 /* code of the last sl_stage_error */
+    char err[SL__STAGE_ERR_MAX];  /* its message; "" if none */
+};
+
+/*
+ * Set up sc: name/type/kind/clock (NULL = real), contexts, counters. emit
+ * and target start NULL. Thread: owner.
+ */
+void sl__stage_ctx_init(sl_stage_ctx *sc, const char *name, const char *type,
+                        sl_stage_kind kind, int worker_index, int worker_count,
+                        const sl_clock *clock, sl_ctx *ctx, sl_ctx *source_ctx,
+                        sl__stage_counters *counters);
+
+/* Forget the last error (before a new call). */
+void sl__stage_ctx_clear_error(sl_stage_ctx *sc);
+
+/*
+ * Before process(rec): remember rec, so that a process() which hands rec on
+ * (`return sl_emit(sc, rec);`) and then returns an error does not leave the
+ * engine thinking it still owns rec. Also clears the last error.
+ */
+static inline void sl__stage_ctx_begin_record(sl_stage_ctx *sc,
+                                              const sl_record *rec)
+{
+    sc->current = rec;
+    sc->current_consumed = false;
+    sc->err_code = 0;
+    sc->err[0] = '\0';
+}
+
+/* After process(): did the stage hand the input record on? */
+static inline bool sl__stage_ctx_end_record(sl_stage_ctx *sc)
+{
+    bool consumed = sc->current_consumed;
+    sc->current = NULL;
+    sc->current_consumed = false;
+    return consumed;
+}
+
+/*
+ * The reason the last call failed with code: the message given to
+ * sl_stage_error, or sl_strerror(code) when none was.
+ */
+const char *sl__stage_ctx_reason(const sl_stage_ctx *sc, int code);
+
+/* ------------------------------------------------------------------ */
+/* Logging                                                             */
+/* ------------------------------------------------------------------ */
+
+/* Lines above this level are not printed. Default SL_LOG_INFO. Thread: any. */
+void sl__log_set_level(sl_log_level level);
+sl_log_level sl__log_get_level(void);
+/* "error", "warn", "info", "debug" -> level. 0 or SL_EINVAL. */
+int sl__log_parse_level(const char *s, sl_log_level *out);
+/* Where log lines go (default stderr). Thread: owner, before any logging. */
+void sl__log_set_stream(FILE *f);
+
+/* One line: "2024-05-01T12:00:00.123Z WARN  [stage] text". stage may be
+ * NULL. Thread: any. */
+void sl__log(sl_log_level level, const char *stage, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+void sl__logv(sl_log_level level, const char *stage, const char *fmt,
+              va_list ap) __attribute__((format(printf, 3, 0)));
+
+#endif
