@@ -26,6 +26,19 @@ int sl__parse_rate(const char *s, double *per_s);
 int sl__parse_size(const char *s, int64_t *bytes);
 
 /*
+ * The three above: "0" is the only bare number a duration accepts; several
+ * parts add up ("1h30m"); fractions are allowed ("1.5s", "0.5KiB", rounded
+ * down to whole ns or bytes); negative values, unknown units and anything
+ * else malformed are SL_EINVAL; values beyond int64 are SL_ERANGE.
+ * Rate units: s, sec, m, min, h, hour (100/s, 6000/m, 5/h). Size units,
+ * case-insensitive: B, KB, MB, GB, TB (powers of 1000) and KiB, MiB, GiB,
+ * TiB (powers of 1024).
+ */
+
+/* Write ns as the shortest readable duration ("1.5s", "250ms", "2m30s"). */
+void sl__format_duration(int64_t ns, char *buf, size_t size);
+
+/*
  * Fill state from map (a YAML mapping node) using table: defaults first, then
  * given keys, checking types and ranges. Keys listed in `reserved` (a NULL
  * terminated list, e.g. "name", "type", "inputs", ...) are skipped. Unknown
@@ -37,13 +50,37 @@ int sl__options_apply(const sl_option *table, const struct sl_node *map,
                       const char *const *reserved, void *state, sl_diag *diag);
 
 /*
+ * sl__options_apply, naming the owner of the options in messages
+ * ("unknown key 'wehre' in stage 'errors' (did you mean 'where'?)",
+ * "stage 'db': missing required option 'path'"); what may be NULL.
+ * A reserved key that the table declares as well is applied like any
+ * other (the table wins). A value node marked invalid (already reported)
+ * is skipped without a second message, and does not count as missing.
+ */
+int sl__options_apply_named(const sl_option *table, const struct sl_node *map,
+                            const char *const *reserved, const char *what,
+                            void *state, sl_diag *diag);
+
+/*
+ * Check one value against one option and store it at opt->offset in state,
+ * releasing what was there. On error reports to diag, leaves state as it
+ * was and returns SL_ECONFIG.
+ */
+int sl__option_set(const sl_option *opt, const struct sl_node *value,
+                   void *state, sl_diag *diag);
+
+/* The row of table for key, or NULL. */
+const sl_option *sl__options_find(const sl_option *table, const char *key);
+
+/*
  * The same from YAML text (a mapping), for tests and the stage harness.
  * file names the text in messages.
  */
 int sl__options_apply_text(const sl_option *table, const char *yaml,
                            const char *file, void *state, sl_diag *diag);
 
-/* Free the option values the table put in state (strings, lists, exprs). */
+/* Free the option values the table put in state (strings, lists, exprs)
+ * and zero them, so calling it twice is harmless. */
 void sl__options_free(const sl_option *table, void *state);
 
 /* The valid key nearest to key (edit distance <= 2), or NULL. */
