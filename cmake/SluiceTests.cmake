@@ -18,7 +18,8 @@ set(SLUICE_TEST_ENV
   "SLUICE_BIN=${CMAKE_BINARY_DIR}/sluice"
   "ASAN_OPTIONS=detect_leaks=1:abort_on_error=1"
   "UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1"
-  "TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1")
+  "TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1"
+  "SLUICE_SANITIZE=${SLUICE_SANITIZE}")
 
 if(NOT SLUICE_TSAN)
   pkg_check_modules(CRITERION REQUIRED IMPORTED_TARGET criterion)

@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# Build and run the JSON library comparison of docs/decisions/0001.
+#
+#   bench/json_libs.sh [COUNT] [RUNS]     defaults: 1000000 lines, 5 runs
+#
+# Generates COUNT events with bench/gen_events (seed 1), then runs
+# bench/json_libs.c (built once per library) over them with jansson, json-c, cJSON and sluice's own
+# sl_json_parse/sl_json_dump. Needs libjansson-dev, libjson-c-dev and
+# libcjson-dev. Output goes to stdout; build products to $BUILD
+# (default build-bench/). SUITE overrides where JSONTestSuite/test_parsing is.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+count=${1:-1000000}
+runs=${2:-5}
+out=${BUILD:-build-bench}
+mkdir -p "$out"
+
+cflags=(-std=c11 -D_GNU_SOURCE -O2 -g -Wall -Wextra -Wshadow -Wno-unused-parameter)
+cc "${cflags[@]}" -o "$out/gen_events" bench/gen_events.c
+# One program per library: jansson and json-c declare the same names.
+# shellcheck disable=SC2046
+build() {
+  local name=$1 define=$2; shift 2
+  cc "${cflags[@]}" -Iinclude -D"$define" -o "$out/json_libs_$name" bench/json_libs.c "$@" -lm
+}
+build jansson BENCH_JANSSON $(pkg-config --cflags --libs jansson)
+build json-c  BENCH_JSONC   $(pkg-config --cflags --libs json-c)
+build cJSON   BENCH_CJSON   $(pkg-config --cflags --libs libcjson)
+build sluice  BENCH_SLUICE  engine/value.c engine/json.c engine/error.c $(pkg-config --cflags --libs jansson)
+
+events="$out/events-$count.jsonl"
+[ -s "$events" ] || "$out/gen_events" --count "$count" --format jsonl --seed 1 --output "$events"
+
+suite=${SUITE:-../shared/testdata/JSONTestSuite/test_parsing}
+suite_args=()
+[ -d "$suite" ] && suite_args=(--suite "$suite")
+
+echo "# $(uname -m), $(nproc) cores, $(cc --version | head -1)"
+echo "# jansson $(pkg-config --modversion jansson), json-c $(pkg-config --modversion json-c), cJSON $(pkg-config --modversion libcjson)"
+for name in jansson json-c cJSON sluice; do
+  "$out/json_libs_$name" "$events" --runs "$runs" "${suite_args[@]}"
+done
