@@ -25,9 +25,12 @@
  * itself. When the database itself fails (disk full, I/O error) the batch
  * stays held and is written again on the next record or flush.
  */
+#include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <sqlite3.h>
 
@@ -61,6 +64,7 @@ typedef struct sqlite_sink {
     char *key;                  /* option: upsert column, or NULL */
     int synchronous;            /* option: SYNC_* */
     int64_t busy_timeout;       /* option: ns to wait for a lock */
+    int64_t max_size;           /* option: database size cap in bytes, 0 = none */
     const char *ukey;           /* key, or NULL when none (or empty) */
 
     sqlite3 *db;                /* the connection; NULL until open */
@@ -707,6 +711,43 @@ static int prepare(sqlite_sink *sq, const char *sql, sqlite3_stmt **out)
     return rc == SQLITE_OK ? 0 : sq_fail(sq, rc, sql);
 }
 
+/* PRAGMA max_page_count from max_size (rounded down to whole pages). */
+static int set_max_size(sqlite_sink *sq)
+{
+    if (sq->max_size <= 0)
+        return 0;
+    sqlite3_stmt *st;
+    int rc = sqlite3_prepare_v2(sq->db, "PRAGMA page_size", -1, &st, NULL);
+    if (rc != SQLITE_OK)
+        return sq_fail(sq, rc, "reading the page size");
+    int64_t page = 4096;
+    if (sqlite3_step(st) == SQLITE_ROW)
+        page = sqlite3_column_int64(st, 0);
+    sqlite3_finalize(st);
+    char sql[64];
+    snprintf(sql, sizeof(sql), "PRAGMA max_page_count=%lld",
+             (long long)(sq->max_size / (page > 0 ? page : 4096)));
+    return exec_sql(sq, sql, "setting max_size");
+}
+
+/*
+ * Why the database file cannot be opened, as an errno (0 if it can):
+ * SQLite's own system errno often names a later, unrelated call.
+ */
+static int open_errno(const char *path)
+{
+    int fd = open(path, O_RDWR | O_CLOEXEC);
+    if (fd < 0 && errno == ENOENT) {
+        fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+        if (fd >= 0)
+            unlink(path);
+    }
+    if (fd < 0)
+        return errno;
+    close(fd);
+    return 0;
+}
+
 static int sqlite_init(void *state, sl_stage_ctx *sc)
 {
     sqlite_sink *sq = state;
@@ -724,7 +765,7 @@ static int sqlite_init(void *state, sl_stage_ctx *sc)
                              SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
                              NULL);
     if (rc != SQLITE_OK) {
-        int e = sq->db != NULL ? sqlite3_system_errno(sq->db) : 0;
+        int e = open_errno(sq->path);
         const char *m = sq->db != NULL ? sqlite3_errmsg(sq->db) : sqlite3_errstr(rc);
         if (e != 0)
             return sl_stage_error(sc, sl__errno_code(e), "%s: %s (%s)", sq->path, m,
@@ -738,6 +779,7 @@ static int sqlite_init(void *state, sl_stage_ctx *sc)
         "PRAGMA synchronous=OFF", "PRAGMA synchronous=NORMAL", "PRAGMA synchronous=FULL"};
     if ((rc = exec_sql(sq, "PRAGMA journal_mode=WAL", "enabling WAL")) < 0 ||
         (rc = exec_sql(sq, sync_sql[sq->synchronous], "setting synchronous")) < 0 ||
+        (rc = set_max_size(sq)) < 0 ||
         (rc = prepare(sq, "BEGIN IMMEDIATE", &sq->begin)) < 0 ||
         (rc = prepare(sq, "COMMIT", &sq->commit)) < 0 ||
         (rc = prepare(sq, "ROLLBACK", &sq->rollback)) < 0) {
@@ -784,6 +826,8 @@ static const sl_option sqlite_options[] = {
      "off|normal|full", "SQLite's synchronous setting: durability against speed"},
     {SL_OPT_DURATION, "busy_timeout", "5s", 0, offsetof(sqlite_sink, busy_timeout), 0, 3.6e12, NULL,
      "how long to wait for another writer's lock before failing"},
+    {SL_OPT_SIZE, "max_size", "0", 0, offsetof(sqlite_sink, max_size), 0, 0, NULL,
+     "largest the database may grow (0: no limit); reaching it fails like a full disk"},
     SL_OPTIONS_END,
 };
 
