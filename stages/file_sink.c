@@ -4,7 +4,7 @@
  * Lines are built in memory and written with whole-buffer write(2) calls
  * (see line_writer.h): a crash or a full disk never leaves half a line, and
  * records count as stored once their line is written (and fsync'ed, with
- * `fsync: true`, on each flush). The directory must exist.
+ * `fsync: true`). The directory must exist.
  *
  * CSV: the columns are `columns`, or else the first record's fields in
  * order; a later record with a field outside them is an error (name the
@@ -36,7 +36,7 @@ typedef struct file_sink {
     char *path;             /* option: output file */
     int format;             /* option: FMT_* */
     int mode;               /* option: MODE_* */
-    bool fsync;             /* option: fsync on every flush */
+    bool fsync;             /* option: fsync after every write */
     sl_strlist columns;     /* option: CSV columns */
     int fd;                 /* output; valid when open */
     bool open;              /* fd is open */
@@ -253,7 +253,7 @@ static const sl_option file_sink_options[] = {
     {SL_OPT_ENUM, "mode", "append", 0, offsetof(file_sink, mode), 0, 0, "append|truncate",
      "append to the file, or empty it when the run starts"},
     {SL_OPT_BOOL, "fsync", "false", 0, offsetof(file_sink, fsync), 0, 0, NULL,
-     "fsync the file on every flush before counting records as stored"},
+     "fsync the file after each write, before its records count as stored"},
     {SL_OPT_STRING_LIST, "columns", NULL, 0, offsetof(file_sink, columns), 0, 0, NULL,
      "CSV columns in order (default: the first record's fields); other fields are left out"},
     SL_OPTIONS_END,

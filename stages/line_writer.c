@@ -78,17 +78,37 @@ static int write_all(sl__line_writer *lw, sl_stage_ctx *sc, size_t len)
     return 0;
 }
 
-/* Write the whole buffer; on success count the held records as stored. */
-static int write_out(sl__line_writer *lw, sl_stage_ctx *sc)
+/*
+ * Write the buffer, fsync if asked, then count the held records as stored
+ * (bytes_out: the bytes written) and free them. When the write fails,
+ * buffer and records stay for another attempt. When the fsync fails, the
+ * lines are in the file but perhaps not on disk: the held records are
+ * counted as errors and freed, except the last `keep` of them, which stay
+ * held for the caller to take back.
+ */
+static int commit_out(sl__line_writer *lw, sl_stage_ctx *sc, size_t keep)
 {
+    uint64_t bytes = lw->buf.len;
     if (lw->buf.len > 0) {
         int rc = write_all(lw, sc, lw->buf.len);
         if (rc < 0)
             return rc;
         sl_buf_reset(&lw->buf);
     }
+    if (lw->fsync && fsync(lw->fd) < 0) {
+        int e = errno;
+        size_t lost = lw->n_held > keep ? lw->n_held - keep : 0;
+        for (size_t i = 0; i < lost; i++) {
+            sl_stage_count_error(sc);
+            sl_record_free(lw->held[i]);
+        }
+        memmove(lw->held, lw->held + lost, (lw->n_held - lost) * sizeof(*lw->held));
+        lw->n_held -= lost;
+        return io_error(lw, sc, e);
+    }
+    sl_stage_count_stored(sc, lw->n_held, bytes);
     for (size_t i = 0; i < lw->n_held; i++)
-        sl_record_stored(sc, lw->held[i]);
+        sl_record_free(lw->held[i]);
     lw->n_held = 0;
     return 0;
 }
@@ -109,7 +129,7 @@ int sl__line_writer_add(sl__line_writer *lw, sl_stage_ctx *sc, sl_record *rec,
     lw->held[lw->n_held++] = rec;
     if (lw->buf.len < lw->flush_at)
         return 0;
-    int rc = write_out(lw, sc);
+    int rc = commit_out(lw, sc, 1);
     if (rc < 0) {
         lw->n_held--;   /* rec goes back to the caller */
         sl__line_writer_truncate(lw, mark);
@@ -121,21 +141,5 @@ int sl__line_writer_flush(sl__line_writer *lw, sl_stage_ctx *sc)
 {
     if (lw->buf.len == 0 && lw->n_held == 0)
         return 0;
-    if (lw->buf.len > 0) {
-        int rc = write_all(lw, sc, lw->buf.len);
-        if (rc < 0)
-            return rc;
-        sl_buf_reset(&lw->buf);
-    }
-    if (lw->fsync && fsync(lw->fd) < 0) {
-        /* The lines are in the file but maybe not on disk: not stored. */
-        int e = errno;
-        for (size_t i = 0; i < lw->n_held; i++) {
-            sl_stage_count_error(sc);
-            sl_record_free(lw->held[i]);
-        }
-        lw->n_held = 0;
-        return io_error(lw, sc, e);
-    }
-    return write_out(lw, sc);
+    return commit_out(lw, sc, 0);
 }

@@ -84,6 +84,8 @@ typedef struct sqlite_sink {
 
     sl_record **pending;        /* rows of the open batch, held until commit */
     size_t n_pending;           /* entries in pending */
+    uint64_t pending_bytes;     /* bytes bound for them */
+    uint64_t row_bytes;         /* bytes bound for the last row */
 
     sl_buf sql;                 /* statement text being built */
     sl_buf json;                /* JSON of the current row's arrays/objects */
@@ -498,6 +500,7 @@ static int bind_row(sqlite_sink *sq, sq_stmt *e, const sl_value *fields, bool ch
     size_t n_json = 0;
     int i = 0;
     int rc = SQLITE_OK;
+    uint64_t bytes = 0;
     sl_buf_reset(&sq->json);
     for (void *it = sl_object_iter(fields); it != NULL; it = sl_object_next(fields, it), i++) {
         if (check && strcmp(sl_object_iter_key(it), e->names[i]) != 0)
@@ -526,6 +529,7 @@ static int bind_row(sqlite_sink *sq, sq_stmt *e, const sl_value *fields, bool ch
             /* The record outlives the step: no copy. */
             s = sl_value_get_string(v, &len);
             rc = sqlite3_bind_text64(st, i + 1, s, len, SQLITE_STATIC, SQLITE_UTF8);
+            bytes += len;
             break;
         default:
             if (reserve_jsons(sq, n_json + 1) < 0)
@@ -540,7 +544,9 @@ static int bind_row(sqlite_sink *sq, sq_stmt *e, const sl_value *fields, bool ch
         }
         if (rc != SQLITE_OK)
             return sq_fail(sq, rc, "binding a value");
+        bytes += 8;   /* a number, or the cost of a column */
     }
+    sq->row_bytes = bytes + sq->json.len;
     /* Bound last: the buffer may have moved while it grew. */
     for (size_t j = 0; j < n_json; j++) {
         rc = sqlite3_bind_text64(st, sq->jsons[j].param, sq->json.data + sq->jsons[j].off,
@@ -609,8 +615,11 @@ static void abort_batch(sqlite_sink *sq)
 static int replay(sqlite_sink *sq)
 {
     int rc = begin_batch(sq);
-    for (size_t i = 0; rc == 0 && i < sq->n_pending; i++)
+    sq->pending_bytes = 0;
+    for (size_t i = 0; rc == 0 && i < sq->n_pending; i++) {
         rc = insert_row(sq, sq->pending[i]);
+        sq->pending_bytes += sq->row_bytes;
+    }
     if (rc < 0) {
         abort_batch(sq);
         return rc;
@@ -619,16 +628,19 @@ static int replay(sqlite_sink *sq)
     return 0;
 }
 
-/* COMMIT, then count the batch as stored. */
+/* COMMIT, then count the batch as stored (bytes_out: the bytes bound) and
+ * free its records. */
 static int commit_batch(sqlite_sink *sq, sl_stage_ctx *sc)
 {
     int rc = step_done(sq, sq->commit, "committing");
     if (rc < 0)
         return rc;
     sq->in_txn = false;
+    sl_stage_count_stored(sc, sq->n_pending, sq->pending_bytes);
     for (size_t i = 0; i < sq->n_pending; i++)
-        sl_record_stored(sc, sq->pending[i]);
+        sl_record_free(sq->pending[i]);
     sq->n_pending = 0;
+    sq->pending_bytes = 0;
     return 0;
 }
 
@@ -668,11 +680,13 @@ static int sqlite_process(void *state, sl_stage_ctx *sc, sl_record *rec)
                               sl__record_where(rec, where, sizeof(where)), msg);
     }
     sq->pending[sq->n_pending++] = rec;
+    sq->pending_bytes += sq->row_bytes;
     if (sq->n_pending < (size_t)sq->batch_size)
         return 0;
     rc = commit_batch(sq, sc);
     if (rc < 0) {
         sq->n_pending--;   /* rec goes back to the engine */
+        sq->pending_bytes -= sq->row_bytes;
         abort_batch(sq);
         sq->need_replay = sq->n_pending > 0;
         return sl_stage_error(sc, rc, "%s", sq->msg);

@@ -229,6 +229,28 @@ Test(file_sink, failed_write_in_process_returns_the_record)
     sl_harness_destroy(h);
 }
 
+Test(file_sink, failed_fsync_counts_the_records_as_errors)
+{
+    /* A FIFO takes the write but cannot be fsync'ed (EINVAL): the lines
+     * may not be durable, so the records are errors, not stored. */
+    const char *fifo = st_path("fifo");
+    cr_assert_eq(mkfifo(fifo, 0644), 0);
+    int rd = open(fifo, O_RDONLY | O_NONBLOCK);
+    cr_assert_geq(rd, 0);
+    sl_harness *h = st_harness(&sl_stage_file_sink, st_fmt("{path: %s, fsync: true}", fifo));
+    put(h, "{\"a\":1}");
+    put(h, "{\"a\":2}");
+    cr_assert_eq(sl_harness_flush(h), SL_EIO);
+    cr_expect_str_eq(sl_harness_last_error(h), st_fmt("%s: invalid argument", fifo));
+    cr_expect_eq(sl_harness_stored_count(h), 0);
+    cr_expect_eq(sl_harness_error_count(h), 2);
+    cr_expect_eq(sl_harness_flush(h), 0, "nothing left to write");
+    char buf[64];
+    cr_expect_eq(read(rd, buf, sizeof(buf)), 16, "the lines did reach the FIFO");
+    sl_harness_destroy(h);
+    close(rd);
+}
+
 Test(stdout_sink, json_lines_on_standard_output)
 {
     int saved = dup(STDOUT_FILENO);
