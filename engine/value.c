@@ -28,6 +28,7 @@
 #include <math.h>
 #include <string.h>
 
+#include "engine/value_internal.h"
 #include "sluice/error.h"
 #include "sluice/value.h"
 
@@ -131,20 +132,22 @@ void sl_value_unref(sl_value *v)
 
 /* ------------------------------------------------------------ copy */
 
-/* Deep copy of j; NULL on out of memory. */
+/*
+ * Deep copy of j; NULL on out of memory. Only containers are copied:
+ * nothing in this API changes a scalar in place, so the copy shares its
+ * strings and numbers with the original by reference (a copy of an event
+ * line costs one object instead of one object and seven leaves).
+ */
 static json_t *deep_copy(const json_t *j)
 {
     switch (json_typeof(j)) {
     case JSON_NULL:
     case JSON_TRUE:
     case JSON_FALSE:
-        return (json_t *)j;   /* immutable singletons */
     case JSON_INTEGER:
-        return json_integer(json_integer_value(j));
     case JSON_REAL:
-        return json_real(json_real_value(j));
     case JSON_STRING:
-        return json_stringn_nocheck(json_string_value(j), json_string_length(j));
+        return json_incref((json_t *)j);
     case JSON_ARRAY: {
         size_t n = json_array_size(j);
         json_t *a = json_array();
@@ -351,6 +354,43 @@ bool sl_value_equal(const sl_value *a, const sl_value *b)
 {
     json_t *na = json_null();
     return equal(a != NULL ? CJ(a) : na, b != NULL ? CJ(b) : na);
+}
+
+/* About the bytes v takes as compact JSON, without writing it: exact for
+ * strings without escapes, 8 per number. */
+size_t sl__value_size(const sl_value *v)
+{
+    const json_t *j = CJ(v);
+    size_t total;
+    if (j == NULL)
+        return 4;
+    switch (json_typeof(j)) {
+    case JSON_NULL:
+    case JSON_TRUE:
+        return 4;
+    case JSON_FALSE:
+        return 5;
+    case JSON_INTEGER:
+    case JSON_REAL:
+        return 8;
+    case JSON_STRING:
+        return json_string_length(j) + 2;
+    case JSON_ARRAY: {
+        size_t n = json_array_size(j);
+        total = n + 1;   /* brackets and commas */
+        for (size_t i = 0; i < n; i++)
+            total += sl__value_size(V(json_array_get(j, i)));
+        return total;
+    }
+    case JSON_OBJECT:
+        total = 2;
+        for (void *it = json_object_iter((json_t *)j); it != NULL;
+             it = json_object_iter_next((json_t *)j, it))
+            total += json_object_iter_key_len(it) + 4 +
+                     sl__value_size(V(json_object_iter_value(it)));
+        return total;
+    }
+    return 0;
 }
 
 /* ------------------------------------------------------------ arrays */
