@@ -111,9 +111,14 @@ sl_value *sl_value_object(void)
     return V(json_object());
 }
 
+/* Take a reference. jansson's inline json_incref reads the count with a
+ * plain load before its atomic add; every access here is atomic. */
 sl_value *sl_value_ref(sl_value *v)
 {
-    return V(json_incref(J(v)));
+    json_t *j = J(v);
+    if (j != NULL && __atomic_load_n(&j->refcount, __ATOMIC_RELAXED) != SL__STATIC_REFCOUNT)
+        __atomic_add_fetch(&j->refcount, 1, __ATOMIC_RELAXED);
+    return v;
 }
 
 /*
@@ -124,7 +129,7 @@ sl_value *sl_value_ref(sl_value *v)
 void sl_value_unref(sl_value *v)
 {
     json_t *j = J(v);
-    if (j == NULL || j->refcount == SL__STATIC_REFCOUNT)
+    if (j == NULL || __atomic_load_n(&j->refcount, __ATOMIC_RELAXED) == SL__STATIC_REFCOUNT)
         return;
     if (__atomic_sub_fetch(&j->refcount, 1, __ATOMIC_ACQ_REL) == 0)
         json_delete(j);
@@ -133,10 +138,13 @@ void sl_value_unref(sl_value *v)
 /* ------------------------------------------------------------ copy */
 
 /*
- * Deep copy of j; NULL on out of memory. Only containers are copied:
- * nothing in this API changes a scalar in place, so the copy shares its
- * strings and numbers with the original by reference (a copy of an event
- * line costs one object instead of one object and seven leaves).
+ * Deep copy of j; NULL on out of memory. Strings and numbers are copied
+ * too, although nothing here changes them in place: sharing them would let
+ * two threads' trees hold the same leaf, and jansson drops a container's
+ * children inside json_delete with release-only decrements that neither
+ * order the final free after the other thread's reads nor are visible to
+ * ThreadSanitizer. Copies stay disjoint, so every reference that crosses
+ * threads is released through sl_value_unref.
  */
 static json_t *deep_copy(const json_t *j)
 {
@@ -144,10 +152,13 @@ static json_t *deep_copy(const json_t *j)
     case JSON_NULL:
     case JSON_TRUE:
     case JSON_FALSE:
+        return (json_t *)j;   /* immutable singletons */
     case JSON_INTEGER:
+        return json_integer(json_integer_value(j));
     case JSON_REAL:
+        return json_real(json_real_value(j));
     case JSON_STRING:
-        return json_incref((json_t *)j);
+        return json_stringn_nocheck(json_string_value(j), json_string_length(j));
     case JSON_ARRAY: {
         size_t n = json_array_size(j);
         json_t *a = json_array();
@@ -160,7 +171,7 @@ static json_t *deep_copy(const json_t *j)
         }
         return a;
 out_free_a:
-        json_decref(a);
+        sl_value_unref(V(a));
         return NULL;
     }
     case JSON_OBJECT: {
@@ -177,7 +188,7 @@ out_free_a:
         }
         return o;
 out_free_o:
-        json_decref(o);
+        sl_value_unref(V(o));
         return NULL;
     }
     }
