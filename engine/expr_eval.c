@@ -49,7 +49,13 @@ static const sl_value *array_at(const sl_value *a, int64_t i)
 static void eval_field(const sl__xnode *n, const sl__xeval *E, sl__xval *out)
 {
     const sl_value *v = E->fields;
-    for (uint32_t k = 0; v != NULL && k < n->u.path.n; k++) {
+    uint32_t k = 0;
+    /* The fields are always an object: the first key needs no type check. */
+    if (v != NULL && n->u.path.n > 0 && n->u.path.segs[0].key != NULL) {
+        v = sl_object_getn(v, n->u.path.segs[0].key, n->u.path.segs[0].key_len);
+        k = 1;
+    }
+    for (; v != NULL && k < n->u.path.n; k++) {
         const sl__xseg *s = &n->u.path.segs[k];
         sl_type t = sl_value_type(v);
         if (s->key != NULL)
