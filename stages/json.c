@@ -5,7 +5,8 @@
  * {"value": v}. With `split: true` a top-level array becomes one record per
  * element (each with the record's position; an empty array drops the
  * record). The payload is cleared once parsed. A parse error names the
- * record's position: "events.jsonl line 12: '}' expected at column 7".
+ * record's position:
+ *   events.jsonl line 12: string or '}' expected near end of file at column 25
  */
 #include <stdio.h>
 #include <string.h>
