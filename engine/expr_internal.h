@@ -224,6 +224,8 @@ typedef enum sl__xfn {
     SL__F_COUNT_,
 } sl__xfn;
 
+#define SL__XFUNC_MAX_ARGS 2   /* the most any built-in takes */
+
 typedef struct sl__xfunc {
     const char *name;
     int min_args;

@@ -787,18 +787,21 @@ Test(expr, whitespace_and_newlines)
 /* Hostile input                                                       */
 /* ------------------------------------------------------------------ */
 
+/* pre x n, then mid, then post x m: a freshly allocated string. */
 static char *repeat3(const char *pre, int n, const char *mid, const char *post,
                      int m)
 {
-    size_t len = strlen(pre) * (size_t)n + strlen(mid) + strlen(post) * (size_t)m;
-    char *s = malloc(len + 1);
+    size_t lp = strlen(pre), lm = strlen(mid), lq = strlen(post);
+    char *s = malloc(lp * (size_t)n + lm + lq * (size_t)m + 1);
     cr_assert_not_null(s);
-    s[0] = '\0';
-    for (int i = 0; i < n; i++)
-        strcat(s, pre);
-    strcat(s, mid);
-    for (int i = 0; i < m; i++)
-        strcat(s, post);
+    char *w = s;
+    for (int i = 0; i < n; i++, w += lp)
+        memcpy(w, pre, lp);
+    memcpy(w, mid, lm);
+    w += lm;
+    for (int i = 0; i < m; i++, w += lq)
+        memcpy(w, post, lq);
+    *w = '\0';
     return s;
 }
 
