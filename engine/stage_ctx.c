@@ -299,6 +299,12 @@ void sl_stage_log(const sl_stage_ctx *sc, sl_log_level level,
 
 static _Atomic int log_level = SL_LOG_INFO;
 static FILE *_Atomic log_stream;
+static _Atomic bool log_clear_line;
+
+void sl__log_set_clear_line(bool on)
+{
+    atomic_store(&log_clear_line, on);
+}
 
 void sl__log_set_level(sl_log_level level)
 {
@@ -393,6 +399,8 @@ void sl__logv(sl_log_level level, const char *stage, const char *fmt,
             text = small;   /* truncated is better than nothing */
     }
     flockfile(out);
+    if (atomic_load_explicit(&log_clear_line, memory_order_relaxed))
+        fputs("\r\033[K", out);
     fputs(prefix, out);
     fputs(text, out);
     fputc('\n', out);

@@ -220,6 +220,9 @@ sl_log_level sl__log_get_level(void);
 int sl__log_parse_level(const char *s, sl_log_level *out);
 /* Where log lines go (default stderr). Thread: owner, before any logging. */
 void sl__log_set_stream(FILE *f);
+/* When a live progress line is on the terminal: start each log line by
+ * clearing it (the progress line is redrawn on its next tick). Thread: any. */
+void sl__log_set_clear_line(bool on);
 
 /* One line: "2024-05-01T12:00:00.123Z WARN  [stage] text". stage may be
  * NULL. Thread: any. */
