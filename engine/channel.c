@@ -1,21 +1,60 @@
 /*
- * Channels: a bounded MPMC ring buffer of pointers under one mutex.
+ * Channels: a bounded lock-free MPMC ring with futex parking.
  *
- * A thread that must block (sender on a full channel, receiver on an empty
- * one) queues a parker node on the channel, registers an sl_ctx_waiter on
- * its context, drops the mutex and sleeps on the node's futex word. It is
- * woken by the side that makes progress possible (a receive frees a slot, a
- * send fills one), by close, or by its context's wake callback — which only
- * touches the node, never the channel mutex, so lock order is always
- * channel mutex -> context mutex. After every wake the thread re-checks its
- * context first: cancellation wins.
+ * The ring is a plain array of item pointers with four 64-bit counters
+ * that only grow (positions; slot = position mod cap), in the manner of a
+ * multi-producer disruptor:
  *
- * A thread dequeued by a channel wake-up that then gives up (its context is
- * done) passes the wake-up on, so no progress signal is lost.
+ *   tail       positions reserved by senders (bit 63: closed)
+ *   committed  positions whose items are written and visible
+ *   head       positions reserved by receivers
+ *   released   positions whose items receivers have taken, free again
+ *
+ * released <= head <= committed <= tail <= released + cap. A sender reserves
+ * up to its whole batch with one CAS on `tail` (room permitting), copies the
+ * items in, waits for earlier senders to commit (they are mid-copy; rarely
+ * any wait) and stores `committed`. A receiver reserves up to its maximum
+ * with one CAS on `head` (as far as `committed`), copies out, waits for
+ * earlier receivers, and stores `released`. So a batch of 64 costs one CAS
+ * and one store per side and moves 8 cache lines of items, and a single
+ * item costs the same two atomic operations per side and no lock. Each
+ * side keeps a cached copy of the other side's counter next to its own, so
+ * it reads the other side's cache line only when the cached value says
+ * "full" (or "empty").
+ *
+ * Counters for free: every reservation is always completed, so `tail` is
+ * the number sent and `head` the number received; depth is the difference.
+ *
+ * Close is bit 63 of `tail`, set with one atomic OR: a sender's CAS fails
+ * once it is set, so no send can succeed after close. A receiver reports
+ * SL_ECLOSED only when the bit is set and head has caught up with the tail
+ * (a reserved but not yet committed batch is still waited for).
+ *
+ * Blocking. Each kind of wait has an event: a futex word `epoch` and a
+ * count of `waiters`. A thread that finds the ring full (or empty) first
+ * spins briefly, then announces itself (waiters++), re-checks the ring,
+ * registers an sl_ctx_waiter and sleeps on the epoch. The other side,
+ * after storing `committed` (or `released`), reads `waiters`: only when
+ * someone is waiting does it bump the epoch and make the futex system
+ * call. The store and the announce are seq_cst, so a wake-up cannot be
+ * lost (one of the two always sees the other; see event_notify()). A
+ * context's wake callback bumps the same epoch and wakes every sleeper of
+ * that direction; they re-check their contexts first (cancellation wins).
+ * A thread that gives up after sleeping passes one wake-up on, in case it
+ * had consumed it. Waiting for one's turn to commit or release uses two
+ * more events the same way; it cannot be cancelled (the reservation must
+ * be completed) and never waits on anything but a thread that is running.
+ *
+ * Stats: blocked_send_ns / idle_recv_ns count time from the announce to the
+ * wake-up, i.e. only when a thread really had to park; max_depth is kept
+ * exact without reading `head` on every send (see note_depth()).
  */
-#include <pthread.h>
+#include <limits.h>
+#include <sched.h>
+#include <stdalign.h>
 #include <stdatomic.h>
 #include <stdlib.h>
+#include <string.h>
 #include <time.h>
 
 #include "engine/channel_internal.h"
@@ -23,35 +62,62 @@
 #include "sluice/channel.h"
 #include "sluice/error.h"
 
-/* A thread blocked on the channel. Lives on the blocked thread's stack. */
-typedef struct chan_parker {
-    sl_ctx_waiter cw;               /* registered on the blocked thread's context */
-    _Atomic uint32_t woken;         /* atomic: 0 asleep, 1 woken */
-    struct chan_parker *prev;       /* guarded by ch->mu */
-    struct chan_parker *next;       /* guarded by ch->mu */
-    bool queued;                    /* guarded by ch->mu: in a wait queue */
-} chan_parker;
+#define CACHE_LINE 64
+#define CLOSED_BIT (UINT64_C(1) << 63)
+#define POS_MASK (CLOSED_BIT - 1)
+/* Spin iterations (a pause each) before a thread parks: an adaptive
+ * budget per event between these bounds, and a fixed one for turn waits. */
+#define SPIN_MIN 8
+#define SPIN_MAX 256
+#define SPIN_TRIES 200
 
-typedef struct chan_waitq {
-    chan_parker *head;              /* guarded by ch->mu: oldest first */
-    chan_parker *tail;              /* guarded by ch->mu */
-} chan_waitq;
+#if defined(__x86_64__) || defined(__i386__)
+#define cpu_relax() __builtin_ia32_pause()
+#elif defined(__aarch64__)
+#define cpu_relax() __asm__ __volatile__("yield" ::: "memory")
+#else
+#define cpu_relax() ((void)0)
+#endif
+
+/* Threads parked for one reason. */
+typedef struct chan_event {
+    _Atomic uint32_t epoch;         /* atomic: futex word, bumped to wake sleepers */
+    _Atomic uint32_t waiters;       /* atomic: threads announced as about to sleep */
+    _Atomic uint32_t spin;          /* atomic: how long to spin before parking (adaptive) */
+} chan_event;
 
 struct sl_chan {
-    pthread_mutex_t mu;             /* guards everything not marked otherwise */
-    void **buf;                     /* ring of cap slots */
-    size_t cap;                     /* immutable */
-    size_t head;                    /* next slot to receive from */
-    _Atomic size_t count;           /* atomic (written under mu): items queued */
-    _Atomic bool closed;            /* atomic (written under mu) */
-    chan_waitq senders;             /* blocked senders */
-    chan_waitq receivers;           /* blocked receivers */
-    sl_free_fn free_item;           /* immutable; may be NULL */
-    uint64_t sent;                  /* items sent */
-    uint64_t received;              /* items received */
-    size_t max_depth;               /* high-water mark of count */
-    int64_t blocked_send_ns;        /* time senders spent blocked */
-    int64_t idle_recv_ns;           /* time receivers spent blocked */
+    /* Immutable after create. */
+    void **buf;                     /* cap item slots */
+    uint64_t cap;                   /* capacity */
+    uint64_t mask;                  /* cap - 1 when cap is a power of two > 1, else 0 */
+    sl_free_fn free_item;           /* may be NULL */
+
+    /* Senders' line. */
+    alignas(CACHE_LINE) _Atomic uint64_t tail;  /* atomic: reserved by senders | CLOSED_BIT */
+    _Atomic uint64_t released_seen; /* atomic: a recent value of released */
+    _Atomic uint64_t head_seen;     /* atomic: a recent value of head, for note_depth */
+    _Atomic uint64_t max_depth;     /* atomic: high-water mark of depth */
+
+    /* Written by senders, read by receivers. */
+    alignas(CACHE_LINE) _Atomic uint64_t committed;  /* atomic: items visible below this */
+
+    /* Receivers' line. */
+    alignas(CACHE_LINE) _Atomic uint64_t head;  /* atomic: reserved by receivers */
+    _Atomic uint64_t committed_seen;  /* atomic: a recent value of committed */
+
+    /* Written by receivers, read by senders. */
+    alignas(CACHE_LINE) _Atomic uint64_t released;  /* atomic: slots free below this + cap */
+
+    /* Woken when committed grows: receivers, and senders waiting to commit. */
+    alignas(CACHE_LINE) chan_event not_empty;
+    chan_event commit_turn;
+    /* Woken when released grows: senders, and receivers waiting to release. */
+    alignas(CACHE_LINE) chan_event not_full;
+    chan_event release_turn;
+
+    alignas(CACHE_LINE) _Atomic int64_t blocked_send_ns;  /* atomic */
+    _Atomic int64_t idle_recv_ns;   /* atomic */
 };
 
 static int64_t mono_now(void)
@@ -62,95 +128,245 @@ static int64_t mono_now(void)
     return (int64_t)ts.tv_sec * SL_NS_PER_S + ts.tv_nsec;
 }
 
-/* ------------------------------------------------------------ wait queues */
+/* ------------------------------------------------------------ events */
 
-static void waitq_push(chan_waitq *q, chan_parker *p)
+/*
+ * After storing a counter: wake up to n sleepers if anyone announced. This
+ * is one half of a Dekker pair: the publisher does a seq_cst store of the
+ * counter (committed or released) then a seq_cst load of `waiters`; a
+ * waiter does a seq_cst increment of `waiters` then a seq_cst load of the
+ * counter. In the single total order of seq_cst operations one of the two
+ * comes first, so either the publisher sees the waiter or the waiter sees
+ * the counter. (On x86: one xchg per operation and plain loads.)
+ */
+static inline void event_notify(chan_event *ev, uint64_t n)
 {
-    p->next = NULL;
-    p->prev = q->tail;
-    if (q->tail != NULL)
-        q->tail->next = p;
-    else
-        q->head = p;
-    q->tail = p;
-    p->queued = true;
-}
-
-static void waitq_unlink(chan_waitq *q, chan_parker *p)
-{
-    if (p->prev != NULL)
-        p->prev->next = p->next;
-    else
-        q->head = p->next;
-    if (p->next != NULL)
-        p->next->prev = p->prev;
-    else
-        q->tail = p->prev;
-    p->prev = p->next = NULL;
-    p->queued = false;
-}
-
-static void parker_signal(chan_parker *p)
-{
-    atomic_store_explicit(&p->woken, 1, memory_order_release);
-    sl__futex_wake(&p->woken, 1);
-}
-
-/* Wake up to n threads from q, oldest first. Caller holds ch->mu (which
- * keeps each node alive: its owner must retake the mutex to leave). */
-static void waitq_wake(chan_waitq *q, size_t n)
-{
-    while (n > 0 && q->head != NULL) {
-        chan_parker *p = q->head;
-        waitq_unlink(q, p);
-        parker_signal(p);
-        n--;
+    if (atomic_load_explicit(&ev->waiters, memory_order_seq_cst) != 0) {
+        atomic_fetch_add_explicit(&ev->epoch, 1, memory_order_release);
+        sl__futex_wake(&ev->epoch, n > INT_MAX ? INT_MAX : (int)n);
     }
 }
 
-static void waitq_wake_all(chan_waitq *q)
+/* Announce a sleeper; returns the epoch to sleep on. The caller re-checks
+ * the ring after this and before sleeping. */
+static inline uint32_t event_announce(chan_event *ev)
 {
-    waitq_wake(q, SIZE_MAX);
+    atomic_fetch_add_explicit(&ev->waiters, 1, memory_order_seq_cst);
+    return atomic_load_explicit(&ev->epoch, memory_order_acquire);
 }
 
-/* Context wake callback: runs under the context's lock; touches only p. */
-static void parker_ctx_wake(sl_ctx_waiter *w)
+/* Leave; when giving up after a sleep, pass a wake-up on to another. */
+static inline void event_leave(chan_event *ev, bool pass_on)
 {
-    parker_signal((chan_parker *)w);
+    uint32_t left = atomic_fetch_sub_explicit(&ev->waiters, 1, memory_order_seq_cst) - 1;
+
+    if (pass_on && left != 0) {
+        atomic_fetch_add_explicit(&ev->epoch, 1, memory_order_release);
+        sl__futex_wake(&ev->epoch, 1);
+    }
+}
+
+static void event_wake_all(chan_event *ev)
+{
+    atomic_fetch_add_explicit(&ev->epoch, 1, memory_order_release);
+    sl__futex_wake(&ev->epoch, INT_MAX);
+}
+
+/* Context wake callback: runs under the context's lock; touches only the
+ * event (the channel outlives the blocked operation that registered it). */
+static void event_ctx_wake(sl_ctx_waiter *w)
+{
+    event_wake_all(w->arg);
+}
+
+/* ------------------------------------------------------------ ring */
+
+/*
+ * Keep max_depth exact cheaply. Called by a sender that has reserved
+ * positions up to end but not yet committed them, so head <= end and
+ * end - head is the depth including this send. head only grows, so depth
+ * computed from an older head is an upper bound: only when that bound
+ * beats the current maximum do we read the real head (a cache line owned
+ * by the receivers).
+ */
+static inline void note_depth(sl_chan *ch, uint64_t end)
+{
+    uint64_t max = atomic_load_explicit(&ch->max_depth, memory_order_relaxed);
+
+    if (end - atomic_load_explicit(&ch->head_seen, memory_order_relaxed) <= max)
+        return;
+    uint64_t h = atomic_load_explicit(&ch->head, memory_order_relaxed);
+    atomic_store_explicit(&ch->head_seen, h, memory_order_relaxed);
+    if (h > end)
+        return;
+    uint64_t d = end - h;
+    while (d > max &&
+           !atomic_compare_exchange_weak_explicit(&ch->max_depth, &max, d,
+                                                  memory_order_relaxed,
+                                                  memory_order_relaxed))
+        ;
+}
+
+static inline uint64_t slot_index(const sl_chan *ch, uint64_t pos)
+{
+    return ch->mask != 0 ? (pos & ch->mask) : (pos % ch->cap);
 }
 
 /*
- * Block on q. Called and returns with ch->mu held. Returns 0 when woken by
- * the channel (or spuriously: the caller re-checks), else ctx's error. The
- * time blocked is added to *stat_ns.
+ * Wait until *ctr reaches pos: our turn to commit (or release) after the
+ * reservations before ours. Those belong to threads between their CAS and
+ * their store, which never block on anything but this same kind of turn,
+ * so the wait always ends; it spins first (they are mid-copy), then
+ * yields, then parks on ev. Not cancellable: a reservation must complete.
  */
-static int chan_park(sl_chan *ch, chan_waitq *q, sl_ctx *ctx, int64_t *stat_ns)
+static void wait_turn(_Atomic uint64_t *ctr, uint64_t pos, chan_event *ev)
 {
-    chan_parker p = { .cw = { .wake = parker_ctx_wake } };
-    int64_t t0, t1;
-    int rc;
-
-    atomic_init(&p.woken, 0);
-    if (!sl_ctx_add_waiter(ctx, &p.cw))
-        return sl_ctx_err(ctx);
-    waitq_push(q, &p);
-    pthread_mutex_unlock(&ch->mu);
-
-    t0 = mono_now();
-    while (atomic_load_explicit(&p.woken, memory_order_acquire) == 0)
-        sl__futex_wait(&p.woken, 0, INT64_MAX);
-    t1 = mono_now();
-    sl_ctx_remove_waiter(ctx, &p.cw);
-
-    pthread_mutex_lock(&ch->mu);
-    *stat_ns += t1 - t0;
-    rc = sl_ctx_err(ctx);
-    if (p.queued) {
-        waitq_unlink(q, &p);          /* woken by the context, not the channel */
-    } else if (rc != 0) {
-        waitq_wake(q, 1);             /* we consumed a channel wake-up: pass it on */
+    for (int i = 0; i < SPIN_TRIES; i++) {
+        if (atomic_load_explicit(ctr, memory_order_acquire) == pos)
+            return;
+        cpu_relax();
     }
-    return rc;
+    sched_yield();
+    for (;;) {
+        uint32_t epoch = event_announce(ev);
+        if (atomic_load_explicit(ctr, memory_order_seq_cst) == pos) {
+            event_leave(ev, false);
+            return;
+        }
+        sl__futex_wait(&ev->epoch, epoch, INT64_MAX);
+        event_leave(ev, false);
+        if (atomic_load_explicit(ctr, memory_order_acquire) == pos)
+            return;
+    }
+}
+
+/* Copy k items to or from the ring starting at slot i0, wrapping once. */
+static inline void ring_copy_in(sl_chan *ch, uint64_t i0, void *const *items, size_t k)
+{
+    if (k == 1) {
+        ch->buf[i0] = items[0];
+        return;
+    }
+    size_t first = ch->cap - i0 < k ? (size_t)(ch->cap - i0) : k;
+
+    memcpy(&ch->buf[i0], items, first * sizeof(void *));
+    if (first < k)
+        memcpy(&ch->buf[0], items + first, (k - first) * sizeof(void *));
+}
+
+static inline void ring_copy_out(const sl_chan *ch, uint64_t i0, void **out, size_t k)
+{
+    if (k == 1) {
+        out[0] = ch->buf[i0];
+        return;
+    }
+    size_t first = ch->cap - i0 < k ? (size_t)(ch->cap - i0) : k;
+
+    memcpy(out, &ch->buf[i0], first * sizeof(void *));
+    if (first < k)
+        memcpy(out + first, &ch->buf[0], (k - first) * sizeof(void *));
+}
+
+/*
+ * Send up to n items without blocking. Returns how many were sent (in
+ * order, from items[0]); *closed tells whether the channel is closed.
+ */
+static inline size_t ring_send(sl_chan *ch, void *const *items, size_t n,
+                               bool *closed)
+{
+    uint64_t t = atomic_load_explicit(&ch->tail, memory_order_relaxed);
+    uint64_t k;
+
+    *closed = false;
+    for (;;) {
+        if (t & CLOSED_BIT) {
+            *closed = true;
+            return 0;
+        }
+        /* Acquire: the receivers' reads of these slots happen before our
+         * writes (through the release stores of released/released_seen). */
+        uint64_t rel = atomic_load_explicit(&ch->released_seen, memory_order_acquire);
+        uint64_t used = t - rel;
+        if (used >= ch->cap || ch->cap - used < n) {
+            rel = atomic_load_explicit(&ch->released, memory_order_seq_cst);
+            atomic_store_explicit(&ch->released_seen, rel, memory_order_release);
+            used = t - rel;
+        }
+        if ((int64_t)used < 0) {
+            /* Our view of the tail is older than released: reload. */
+            t = atomic_load_explicit(&ch->tail, memory_order_relaxed);
+            continue;
+        }
+        if (used >= ch->cap) {
+            uint64_t t2 = atomic_load_explicit(&ch->tail, memory_order_relaxed);
+            if (t2 == t)
+                return 0;   /* full */
+            t = t2;
+            continue;
+        }
+        k = ch->cap - used < n ? ch->cap - used : n;
+        if (atomic_compare_exchange_weak_explicit(&ch->tail, &t, t + k,
+                                                  memory_order_relaxed,
+                                                  memory_order_relaxed))
+            break;
+    }
+    ring_copy_in(ch, slot_index(ch, t), items, (size_t)k);
+    note_depth(ch, t + k);
+    if (atomic_load_explicit(&ch->committed, memory_order_acquire) != t)
+        wait_turn(&ch->committed, t, &ch->commit_turn);
+    /* Release for the items; seq_cst for the waiters check below. */
+    atomic_store_explicit(&ch->committed, t + k, memory_order_seq_cst);
+    event_notify(&ch->not_empty, k);
+    event_notify(&ch->commit_turn, INT_MAX);
+    return (size_t)k;
+}
+
+/*
+ * Receive up to max items without blocking. Returns how many. When it
+ * returns 0, *closed tells whether the channel is closed and drained.
+ */
+static inline size_t ring_recv(sl_chan *ch, void **out, size_t max, bool *closed)
+{
+    uint64_t h = atomic_load_explicit(&ch->head, memory_order_relaxed);
+    uint64_t k;
+
+    *closed = false;
+    for (;;) {
+        /* Acquire: the senders' writes of these items happen before our
+         * reads (through the release stores of committed/committed_seen). */
+        uint64_t com = atomic_load_explicit(&ch->committed_seen, memory_order_acquire);
+        if ((int64_t)(com - h) <= 0) {
+            com = atomic_load_explicit(&ch->committed, memory_order_seq_cst);
+            atomic_store_explicit(&ch->committed_seen, com, memory_order_release);
+            if (com == h) {
+                /* Empty for us: closed and drained, or wait. */
+                uint64_t t = atomic_load_explicit(&ch->tail, memory_order_acquire);
+                uint64_t h2 = atomic_load_explicit(&ch->head, memory_order_relaxed);
+                if (h2 != h) {
+                    h = h2;
+                    continue;
+                }
+                *closed = (t & CLOSED_BIT) && (t & POS_MASK) == h;
+                return 0;
+            }
+            if ((int64_t)(com - h) < 0) {
+                h = atomic_load_explicit(&ch->head, memory_order_relaxed);
+                continue;
+            }
+        }
+        k = com - h < max ? com - h : max;
+        if (atomic_compare_exchange_weak_explicit(&ch->head, &h, h + k,
+                                                  memory_order_relaxed,
+                                                  memory_order_relaxed))
+            break;
+    }
+    ring_copy_out(ch, slot_index(ch, h), out, (size_t)k);
+    if (atomic_load_explicit(&ch->released, memory_order_acquire) != h)
+        wait_turn(&ch->released, h, &ch->release_turn);
+    atomic_store_explicit(&ch->released, h + k, memory_order_seq_cst);
+    event_notify(&ch->not_full, k);
+    event_notify(&ch->release_turn, INT_MAX);
+    return (size_t)k;
 }
 
 /* ------------------------------------------------------------ lifetime */
@@ -163,24 +379,37 @@ int sl_chan_create(size_t capacity, sl_free_fn free_item, sl_chan **out)
 {
     sl_chan *ch;
 
-    if (capacity == 0 || out == NULL || capacity > SIZE_MAX / sizeof(void *))
+    if (capacity == 0 || out == NULL || capacity > (SIZE_MAX >> 8))
         return SL_EINVAL;
-    ch = calloc(1, sizeof(*ch));
+    ch = aligned_alloc(CACHE_LINE, (sizeof(*ch) + CACHE_LINE - 1) / CACHE_LINE * CACHE_LINE);
     if (ch == NULL)
         return SL_ENOMEM;
-    ch->buf = calloc(capacity, sizeof(*ch->buf));
+    memset(ch, 0, sizeof(*ch));
+    ch->buf = aligned_alloc(CACHE_LINE, (capacity * sizeof(void *) + CACHE_LINE - 1)
+                                            / CACHE_LINE * CACHE_LINE);
     if (ch->buf == NULL)
         goto out_free_ch;
-    if (pthread_mutex_init(&ch->mu, NULL) != 0)
-        goto out_free_buf;
     ch->cap = capacity;
+    ch->mask = capacity > 1 && (capacity & (capacity - 1)) == 0 ? capacity - 1 : 0;
     ch->free_item = free_item;
-    atomic_init(&ch->count, 0);
-    atomic_init(&ch->closed, false);
+    atomic_init(&ch->tail, 0);
+    atomic_init(&ch->released_seen, 0);
+    atomic_init(&ch->head_seen, 0);
+    atomic_init(&ch->max_depth, 0);
+    atomic_init(&ch->committed, 0);
+    atomic_init(&ch->head, 0);
+    atomic_init(&ch->committed_seen, 0);
+    atomic_init(&ch->released, 0);
+    chan_event *evs[] = { &ch->not_empty, &ch->commit_turn, &ch->not_full, &ch->release_turn };
+    for (size_t i = 0; i < 4; i++) {
+        atomic_init(&evs[i]->epoch, 0);
+        atomic_init(&evs[i]->waiters, 0);
+        atomic_init(&evs[i]->spin, SPIN_MAX / 2);
+    }
+    atomic_init(&ch->blocked_send_ns, 0);
+    atomic_init(&ch->idle_recv_ns, 0);
     *out = ch;
     return 0;
-out_free_buf:
-    free(ch->buf);
 out_free_ch:
     free(ch);
     return SL_ENOMEM;
@@ -191,13 +420,11 @@ void sl_chan_destroy(sl_chan *ch)
 {
     if (ch == NULL)
         return;
-    size_t n = atomic_load(&ch->count);
-    for (size_t i = 0; i < n; i++) {
-        void *item = ch->buf[(ch->head + i) % ch->cap];
-        if (ch->free_item != NULL)
-            ch->free_item(item);
+    uint64_t t = atomic_load(&ch->tail) & POS_MASK;
+    if (ch->free_item != NULL) {
+        for (uint64_t p = atomic_load(&ch->head); p != t; p++)
+            ch->free_item(ch->buf[slot_index(ch, p)]);
     }
-    pthread_mutex_destroy(&ch->mu);
     free(ch->buf);
     free(ch);
 }
@@ -210,86 +437,145 @@ static void chan_free_items(sl_chan *ch, void **items, size_t n)
         ch->free_item(items[i]);
 }
 
-/* ------------------------------------------------------------ ring */
+/* ------------------------------------------------------------ blocking */
 
-/* Push up to n items; returns how many fit. Caller holds mu. */
-static size_t ring_push(sl_chan *ch, void *const *items, size_t n)
+/*
+ * The slow path shared by send and receive: spin, then park on ev until
+ * the ring may have changed. Returns 0 to retry the operation, SL_ECLOSED
+ * when *closed was found set, or ctx's error. progress() retries the
+ * operation itself; its result (> 0: progress made) is left in *got.
+ */
+typedef size_t (*chan_try_fn)(sl_chan *ch, void *op, bool *closed);
+
+static int chan_wait(sl_chan *ch, chan_event *ev, _Atomic uint64_t *watch,
+                     sl_ctx *ctx, chan_try_fn try, void *op, size_t *got,
+                     _Atomic int64_t *stat_ns)
 {
-    size_t count = atomic_load_explicit(&ch->count, memory_order_relaxed);
-    size_t k = ch->cap - count;
+    bool closed = false;
+    uint64_t seen = atomic_load_explicit(watch, memory_order_relaxed);
+    uint32_t ep = atomic_load_explicit(&ev->epoch, memory_order_relaxed);
+    uint32_t budget = atomic_load_explicit(&ev->spin, memory_order_relaxed);
 
-    if (k > n)
-        k = n;
-    for (size_t i = 0; i < k; i++)
-        ch->buf[(ch->head + count + i) % ch->cap] = items[i];
-    count += k;
-    atomic_store_explicit(&ch->count, count, memory_order_relaxed);
-    ch->sent += k;
-    if (count > ch->max_depth)
-        ch->max_depth = count;
-    if (k > 0)
-        waitq_wake(&ch->receivers, k);
-    return k;
-}
-
-/* Pop up to n items; returns how many. Caller holds mu. */
-static size_t ring_pop(sl_chan *ch, void **out, size_t n)
-{
-    size_t count = atomic_load_explicit(&ch->count, memory_order_relaxed);
-    size_t k = count < n ? count : n;
-
-    for (size_t i = 0; i < k; i++) {
-        out[i] = ch->buf[ch->head];
-        ch->buf[ch->head] = NULL;
-        ch->head = (ch->head + 1) % ch->cap;
+    /*
+     * Spin reading only the counter the other side moves and our event's
+     * epoch (which close bumps), not the lines the other side is writing,
+     * and retry the operation when one of them changes. Spinning only pays
+     * when the other side is running on another CPU at the same time; on
+     * an oversubscribed machine it is wasted, so the budget adapts: it
+     * grows when a spin succeeds and halves when one runs out.
+     */
+    for (uint32_t i = 0; i < budget; i++) {
+        cpu_relax();
+        if (atomic_load_explicit(watch, memory_order_relaxed) == seen &&
+            atomic_load_explicit(&ev->epoch, memory_order_relaxed) == ep &&
+            !sl_ctx_is_done(ctx))
+            continue;
+        *got = try(ch, op, &closed);
+        if (*got > 0) {
+            if (budget < SPIN_MAX)
+                atomic_store_explicit(&ev->spin, budget * 2 > SPIN_MAX ? SPIN_MAX : budget * 2,
+                                      memory_order_relaxed);
+            return 0;
+        }
+        if (closed)
+            return SL_ECLOSED;
+        if (sl_ctx_is_done(ctx))
+            return sl_ctx_err(ctx);
+        seen = atomic_load_explicit(watch, memory_order_relaxed);
+        ep = atomic_load_explicit(&ev->epoch, memory_order_relaxed);
     }
-    atomic_store_explicit(&ch->count, count - k, memory_order_relaxed);
-    ch->received += k;
-    if (k > 0)
-        waitq_wake(&ch->senders, k);
-    return k;
+    if (budget > SPIN_MIN)
+        atomic_store_explicit(&ev->spin, budget / 2 < SPIN_MIN ? SPIN_MIN : budget / 2,
+                              memory_order_relaxed);
+    sched_yield();
+
+    sl_ctx_waiter w = { .wake = event_ctx_wake, .arg = ev };
+    int64_t t0 = mono_now();
+    uint32_t epoch = event_announce(ev);
+    int rc = 0;
+    bool slept = false;
+
+    *got = try(ch, op, &closed);
+    if (*got > 0 || closed) {
+        rc = *got > 0 ? 0 : SL_ECLOSED;
+        goto out_leave;
+    }
+    if (!sl_ctx_add_waiter(ctx, &w)) {
+        rc = sl_ctx_err(ctx);
+        goto out_leave;
+    }
+    sl__futex_wait(&ev->epoch, epoch, INT64_MAX);
+    slept = true;
+    sl_ctx_remove_waiter(ctx, &w);
+    rc = sl_ctx_err(ctx);
+out_leave:
+    event_leave(ev, slept && rc != 0);
+    atomic_fetch_add_explicit(stat_ns, mono_now() - t0, memory_order_relaxed);
+    return rc;
 }
 
 /* ------------------------------------------------------------ send */
 
+typedef struct send_op {
+    void **items;                   /* the caller's items */
+    size_t n;                       /* how many */
+    size_t done;                    /* how many sent so far */
+} send_op;
+
+static size_t send_try(sl_chan *ch, void *arg, bool *closed)
+{
+    send_op *op = arg;
+    size_t k = ring_send(ch, op->items + op->done, op->n - op->done, closed);
+
+    op->done += k;
+    return k;
+}
+
 /*
- * Send n items in order, blocking while full. On failure the unsent items
- * are freed. Returns 0, SL_ECLOSED or ctx's error.
+ * Send n >= 1 items in order, blocking while full. On failure the unsent
+ * items are freed. Returns 0, SL_ECLOSED or ctx's error.
  */
 static int chan_send_n(sl_chan *ch, sl_ctx *ctx, void **items, size_t n)
 {
-    size_t done = 0;
+    send_op op = { .items = items, .n = n };
+    bool closed;
     int rc = 0;
 
     if (sl_ctx_is_done(ctx)) {
         rc = sl_ctx_err(ctx);
         goto out_free;
     }
-    pthread_mutex_lock(&ch->mu);
     for (;;) {
-        if (atomic_load_explicit(&ch->closed, memory_order_relaxed)) {
+        size_t got;
+        if (send_try(ch, &op, &closed) > 0 && op.done == n)
+            return 0;
+        if (closed) {
             rc = SL_ECLOSED;
             break;
         }
-        done += ring_push(ch, items + done, n - done);
-        if (done == n)
-            break;
-        rc = chan_park(ch, &ch->senders, ctx, &ch->blocked_send_ns);
+        if (op.done == n)
+            return 0;
+        rc = chan_wait(ch, &ch->not_full, &ch->released, ctx, send_try, &op,
+                       &got, &ch->blocked_send_ns);
         if (rc != 0)
             break;
+        if (op.done == n)
+            return 0;
     }
-    pthread_mutex_unlock(&ch->mu);
 out_free:
-    if (rc != 0)
-        chan_free_items(ch, items + done, n - done);
+    chan_free_items(ch, items + op.done, n - op.done);
     return rc;
 }
 
 /* Blocking send; takes ownership of item. Thread: any. */
 int sl_chan_send(sl_chan *ch, sl_ctx *ctx, void *item)
 {
+    bool closed;
+
     if (ch == NULL)
         return SL_EINVAL;
+    if (!sl_ctx_is_done(ctx) && ring_send(ch, &item, 1, &closed) == 1)
+        return 0;
     return chan_send_n(ch, ctx, &item, 1);
 }
 
@@ -309,56 +595,70 @@ int sl_chan_send_batch(sl_chan *ch, sl_ctx *ctx, void **items, size_t n)
  */
 int sl_chan_try_send(sl_chan *ch, void *item)
 {
-    int rc = 0;
+    bool closed;
 
     if (ch == NULL)
         return SL_EINVAL;
-    pthread_mutex_lock(&ch->mu);
-    if (atomic_load_explicit(&ch->closed, memory_order_relaxed))
-        rc = SL_ECLOSED;
-    else if (ring_push(ch, &item, 1) == 0)
-        rc = SL_EAGAIN;
-    pthread_mutex_unlock(&ch->mu);
-    if (rc == SL_ECLOSED)
+    if (ring_send(ch, &item, 1, &closed) == 1)
+        return 0;
+    if (closed) {
         chan_free_items(ch, &item, 1);
-    return rc;
+        return SL_ECLOSED;
+    }
+    return SL_EAGAIN;
 }
 
 /* ------------------------------------------------------------ receive */
 
+typedef struct recv_op {
+    void **out;                     /* the caller's buffer */
+    size_t max;                     /* its size */
+} recv_op;
+
+static size_t recv_try(sl_chan *ch, void *arg, bool *closed)
+{
+    recv_op *op = arg;
+
+    return ring_recv(ch, op->out, op->max, closed);
+}
+
 static int chan_recv_n(sl_chan *ch, sl_ctx *ctx, void **out, size_t max,
                        size_t *got)
 {
-    size_t k = 0;
-    int rc = 0;
+    recv_op op = { .out = out, .max = max };
+    bool closed;
+    int rc;
 
+    *got = 0;
     if (sl_ctx_is_done(ctx))
         return sl_ctx_err(ctx);
-    pthread_mutex_lock(&ch->mu);
     for (;;) {
-        k = ring_pop(ch, out, max);
-        if (k > 0)
-            break;
-        if (atomic_load_explicit(&ch->closed, memory_order_relaxed)) {
-            rc = SL_ECLOSED;
-            break;
+        *got = ring_recv(ch, out, max, &closed);
+        if (*got > 0)
+            return 0;
+        if (closed)
+            return SL_ECLOSED;
+        rc = chan_wait(ch, &ch->not_empty, &ch->committed, ctx, recv_try, &op,
+                       got, &ch->idle_recv_ns);
+        if (rc != 0) {
+            *got = 0;
+            return rc;
         }
-        rc = chan_park(ch, &ch->receivers, ctx, &ch->idle_recv_ns);
-        if (rc != 0)
-            break;
+        if (*got > 0)
+            return 0;
     }
-    pthread_mutex_unlock(&ch->mu);
-    *got = k;
-    return rc;
 }
 
 /* Blocking receive. Thread: any. */
 int sl_chan_recv(sl_chan *ch, sl_ctx *ctx, void **out)
 {
     size_t got;
+    bool closed;
 
     if (ch == NULL || out == NULL)
         return SL_EINVAL;
+    if (!sl_ctx_is_done(ctx) && ring_recv(ch, out, 1, &closed) == 1)
+        return 0;
     return chan_recv_n(ch, ctx, out, 1, &got);
 }
 
@@ -377,16 +677,13 @@ int sl_chan_recv_batch(sl_chan *ch, sl_ctx *ctx, void **out, size_t max,
  * drained. Thread: any. */
 int sl_chan_try_recv(sl_chan *ch, void **out)
 {
-    int rc = 0;
+    bool closed;
 
     if (ch == NULL || out == NULL)
         return SL_EINVAL;
-    pthread_mutex_lock(&ch->mu);
-    if (ring_pop(ch, out, 1) == 0)
-        rc = atomic_load_explicit(&ch->closed, memory_order_relaxed)
-                 ? SL_ECLOSED : SL_EAGAIN;
-    pthread_mutex_unlock(&ch->mu);
-    return rc;
+    if (ring_recv(ch, out, 1, &closed) == 1)
+        return 0;
+    return closed ? SL_ECLOSED : SL_EAGAIN;
 }
 
 /* ------------------------------------------------------------ close, stats */
@@ -396,58 +693,56 @@ void sl_chan_close(sl_chan *ch)
 {
     if (ch == NULL)
         return;
-    pthread_mutex_lock(&ch->mu);
-    atomic_store_explicit(&ch->closed, true, memory_order_release);
-    waitq_wake_all(&ch->senders);
-    waitq_wake_all(&ch->receivers);
-    pthread_mutex_unlock(&ch->mu);
+    atomic_fetch_or_explicit(&ch->tail, CLOSED_BIT, memory_order_seq_cst);
+    event_wake_all(&ch->not_empty);
+    event_wake_all(&ch->not_full);
 }
 
 bool sl_chan_is_closed(const sl_chan *ch)
 {
-    return ch != NULL && atomic_load_explicit(&ch->closed, memory_order_acquire);
+    return ch != NULL &&
+           (atomic_load_explicit(&ch->tail, memory_order_acquire) & CLOSED_BIT);
 }
 
 size_t sl_chan_len(const sl_chan *ch)
 {
-    return ch != NULL ? atomic_load_explicit(&ch->count, memory_order_relaxed) : 0;
+    if (ch == NULL)
+        return 0;
+    /* head first: both only grow, so the difference is never negative. */
+    uint64_t h = atomic_load_explicit(&ch->head, memory_order_acquire);
+    uint64_t t = atomic_load_explicit(&ch->tail, memory_order_acquire) & POS_MASK;
+    /* Sends between the two loads may overshoot; depth never exceeds cap. */
+    return (size_t)(t - h > ch->cap ? ch->cap : t - h);
 }
 
 size_t sl_chan_cap(const sl_chan *ch)
 {
-    return ch != NULL ? ch->cap : 0;
+    return ch != NULL ? (size_t)ch->cap : 0;
 }
 
-/* A snapshot of the counters, taken under the mutex. Thread: any. */
+/* A snapshot of the counters. Thread: any. */
 void sl_chan_stats_get(const sl_chan *ch, sl_chan_stats *out)
 {
-    sl_chan *m = (sl_chan *)ch;   /* the mutex is not part of the value */
-
     if (ch == NULL) {
         *out = (sl_chan_stats){ 0 };
         return;
     }
-    pthread_mutex_lock(&m->mu);
-    out->sent = m->sent;
-    out->received = m->received;
-    out->depth = atomic_load_explicit(&m->count, memory_order_relaxed);
-    out->capacity = m->cap;
-    out->max_depth = m->max_depth;
-    out->blocked_send_ns = m->blocked_send_ns;
-    out->idle_recv_ns = m->idle_recv_ns;
-    pthread_mutex_unlock(&m->mu);
+    uint64_t h = atomic_load_explicit(&ch->head, memory_order_acquire);
+    uint64_t t = atomic_load_explicit(&ch->tail, memory_order_acquire) & POS_MASK;
+    out->sent = t;
+    out->received = h;
+    out->depth = (size_t)(t - h > ch->cap ? ch->cap : t - h);
+    out->capacity = (size_t)ch->cap;
+    out->max_depth = (size_t)atomic_load_explicit(&ch->max_depth, memory_order_relaxed);
+    out->blocked_send_ns = atomic_load_explicit(&ch->blocked_send_ns, memory_order_relaxed);
+    out->idle_recv_ns = atomic_load_explicit(&ch->idle_recv_ns, memory_order_relaxed);
 }
 
-/* Threads blocked right now, for tests and diagnostics. Thread: any. */
+/* Threads parked (or about to park) now, for tests and diagnostics.
+ * Thread: any. */
 size_t sl__chan_blocked(const sl_chan *ch, bool senders)
 {
-    sl_chan *m = (sl_chan *)ch;
-    size_t n = 0;
+    const chan_event *ev = senders ? &ch->not_full : &ch->not_empty;
 
-    pthread_mutex_lock(&m->mu);
-    for (chan_parker *p = senders ? m->senders.head : m->receivers.head;
-         p != NULL; p = p->next)
-        n++;
-    pthread_mutex_unlock(&m->mu);
-    return n;
+    return atomic_load_explicit(&ev->waiters, memory_order_acquire);
 }

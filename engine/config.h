@@ -262,8 +262,10 @@ struct sl_config {
 typedef struct sl_config_opts {
     const char *const *set;  /* --set "VAR=value" strings, NULL-terminated */
     bool no_env;             /* do not read the environment (tests) */
-    const sl_stage_registry *registry; /* stage types; NULL = types are not
-                                          checked and desc stays NULL */
+    const sl_stage_registry *registry; /* stage types; NULL = types and
+                                          stage options are not checked,
+                                          desc stays NULL and inputs are
+                                          only what `inputs:` says */
 } sl_config_opts;
 
 /*

@@ -6,11 +6,15 @@
  * cause), so sl_ctx_is_done() is one acquire load and the cause can be read
  * without locking once the code is visible.
  *
- * Cancellation never holds two context locks at once: a cancel marks the
- * context done and wakes its waiters under its own lock, steals its whole
- * children list (whose references it now owns), unlocks, and only then
- * cancels each child in turn. A child that cancels on its own detaches
- * from its parent by taking the parent's lock after releasing its own.
+ * Lock order is parent before child, never the reverse. A cancel marks the
+ * context done, wakes its waiters and steals its whole children list (whose
+ * references it now owns) under its own lock, and cancels the stolen
+ * children while still holding it, each under its own lock in turn. So once
+ * any cancel of a context returns — even one that lost the race to another
+ * — the context and its whole subtree are done. A child that cancels on
+ * its own detaches from its parent by taking the parent's lock after
+ * releasing its own. The timer mutex is a leaf: taken last, never held
+ * while taking a context lock.
  *
  * References: the caller's (from create or sl_ctx_ref), one from the
  * parent's children list while the child is attached and running, and one
@@ -466,28 +470,18 @@ static void ctx_detach(sl_ctx *ctx)
 }
 
 /*
- * Mark ctx done with code and cause (cause_owned, if not NULL, is the
- * allocation behind cause and passes to ctx, or is freed when ctx was
- * already done), wake its waiters, then cancel its subtree with the same
- * code and cause (children borrow the string through their parent ref).
- * The caller holds a reference on ctx.
+ * Mark ctx done with code and cause, if it is not yet, and wake its
+ * waiters. Returns the children list, stolen (its references pass to the
+ * caller), or NULL if ctx was already done. Caller holds ctx->mu.
  */
-static void ctx_cancel_with(sl_ctx *ctx, int code, const char *cause,
-                            char *cause_owned)
+static sl_ctx *ctx_mark_done_locked(sl_ctx *ctx, int code, const char *cause,
+                                    char *cause_owned, bool *was_done)
 {
     sl_ctx *kids;
 
-    if (code >= 0)
-        code = SL_ECANCELED;
-    if (cause == NULL)
-        cause = sl_strerror(code);
-
-    pthread_mutex_lock(&ctx->mu);
-    if (atomic_load_explicit(&ctx->err, memory_order_relaxed) != 0) {
-        pthread_mutex_unlock(&ctx->mu);
-        free(cause_owned);
-        return;
-    }
+    *was_done = atomic_load_explicit(&ctx->err, memory_order_relaxed) != 0;
+    if (*was_done)
+        return NULL;
     ctx->cause = cause;
     ctx->cause_owned = cause_owned;
     atomic_store_explicit(&ctx->err, code, memory_order_release);
@@ -503,22 +497,62 @@ static void ctx_cancel_with(sl_ctx *ctx, int code, const char *cause,
         w = next;
     }
 
-    /* Steal the children list: its references are now ours. */
     kids = ctx->children;
     ctx->children = NULL;
     for (sl_ctx *k = kids; k != NULL; k = k->sib_next)
         k->attached = false;
-    pthread_mutex_unlock(&ctx->mu);
+    return kids;
+}
 
+/*
+ * Cancel a list of children stolen from their parent, whose lock the caller
+ * holds, and drop the list's references. Each child inherits the parent's
+ * code and borrows its cause string (kept alive by the child's reference on
+ * the parent). A child already done had already emptied its own list.
+ */
+static void ctx_cancel_stolen(sl_ctx *kids, int code, const char *cause)
+{
     while (kids != NULL) {
         sl_ctx *k = kids;
-        /* sib_next of a detached child is no longer touched by anyone else. */
+        bool was_done;
+
         kids = k->sib_next;
         k->sib_prev = k->sib_next = NULL;
-        ctx_cancel_with(k, code, ctx->cause, NULL);
+        pthread_mutex_lock(&k->mu);
+        sl_ctx *grand = ctx_mark_done_locked(k, code, cause, NULL, &was_done);
+        ctx_cancel_stolen(grand, code, cause);
+        pthread_mutex_unlock(&k->mu);
+        if (!was_done)
+            timer_remove(k);
         sl_ctx_unref(k);
     }
+}
 
+/*
+ * Cancel ctx with code (values >= 0 become SL_ECANCELED) and cause (NULL:
+ * the code's message; cause_owned, if not NULL, is the allocation behind
+ * cause and passes to ctx, or is freed when ctx was already done), then its
+ * whole subtree, then leave the timer heap and the parent's list. The
+ * caller holds a reference on ctx.
+ */
+static void ctx_cancel_with(sl_ctx *ctx, int code, const char *cause,
+                            char *cause_owned)
+{
+    bool was_done;
+
+    if (code >= 0)
+        code = SL_ECANCELED;
+    if (cause == NULL)
+        cause = sl_strerror(code);
+
+    pthread_mutex_lock(&ctx->mu);
+    sl_ctx *kids = ctx_mark_done_locked(ctx, code, cause, cause_owned, &was_done);
+    ctx_cancel_stolen(kids, code, cause);
+    pthread_mutex_unlock(&ctx->mu);
+    if (was_done) {
+        free(cause_owned);
+        return;
+    }
     timer_remove(ctx);
     ctx_detach(ctx);
 }
@@ -527,15 +561,18 @@ static void ctx_cancel_with(sl_ctx *ctx, int code, const char *cause,
  * Cancel ctx and its subtree with code (values >= 0 become SL_ECANCELED)
  * and a printf-style cause (NULL: the code's standard message). The cause
  * is formatted once, before locking; only the first cancellation sticks.
- * Thread: any.
+ * On return ctx and its whole subtree are done, even when another thread's
+ * cancel won the race. Thread: any.
  */
 void sl_ctx_cancel(sl_ctx *ctx, int code, const char *cause_fmt, ...)
 {
     char *cause = NULL;
 
-    if (ctx == NULL || sl_ctx_is_done(ctx))
+    if (ctx == NULL)
         return;
-    if (cause_fmt != NULL) {
+    /* Already done: no cause to format, but still go through the lock so
+     * that a cascade in progress on another thread is over on return. */
+    if (cause_fmt != NULL && !sl_ctx_is_done(ctx)) {
         va_list ap;
         va_start(ap, cause_fmt);
         int len = vsnprintf(NULL, 0, cause_fmt, ap);

@@ -21,32 +21,39 @@
 
 /*
  * Read an unsigned decimal number "12", "1.5", ".5" at *p into *v and move
- * *p past it. False if there are no digits.
+ * *p past it. False if there are no digits. The digits are gathered as an
+ * integer and scaled once, so "0.3" is as close to 0.3 as long double gets
+ * (no error piles up digit by digit).
  */
 static bool read_decimal(const char **p, long double *v)
 {
     const char *s = *p;
-    long double x = 0;
+    long double mant = 0;
+    int frac = 0;
     bool digits = false;
     while (*s >= '0' && *s <= '9') {
-        x = x * 10 + (*s - '0');
+        mant = mant * 10 + (*s - '0');
         s++;
         digits = true;
     }
     if (*s == '.') {
         s++;
-        long double scale = 0.1L;
         while (*s >= '0' && *s <= '9') {
-            x += (*s - '0') * scale;
-            scale /= 10;
+            if (frac < 30) {
+                mant = mant * 10 + (*s - '0');
+                frac++;
+            }
             s++;
             digits = true;
         }
     }
     if (!digits)
         return false;
+    long double scale = 1;
+    for (int i = 0; i < frac; i++)
+        scale *= 10;
     *p = s;
-    *v = x;
+    *v = mant / scale;
     return true;
 }
 
@@ -106,7 +113,7 @@ int sl__parse_duration(const char *s, int64_t *ns)
         if (total >= 9223372036854775807.0L)
             return SL_ERANGE;
     }
-    *ns = (int64_t)total;
+    *ns = (int64_t)roundl(total);
     return 0;
 }
 
@@ -184,7 +191,7 @@ int sl__parse_size(const char *s, int64_t *bytes)
     } else if (p != s && p[-1] == ' ') {
         return SL_EINVAL;
     }
-    long double b = v * scale;
+    long double b = roundl(v * scale);
     if (b >= 9223372036854775807.0L)
         return SL_ERANGE;
     *bytes = (int64_t)b;
@@ -978,6 +985,7 @@ int sl__options_apply_named(const sl_option *table, const sl_node *map,
 {
     size_t before = sl__diag_errors(diag);
     bool nomem = false;
+    const sl_node *at = map;   /* where "missing" is reported */
 
     if (map != NULL && map->invalid)
         map = NULL;
@@ -1022,12 +1030,12 @@ int sl__options_apply_named(const sl_option *table, const sl_node *map,
             if (given)
                 continue;
             if (what != NULL)
-                sl__diag_add(diag, map ? map->file : NULL, map ? map->line : 0,
-                             map ? map->col : 0,
+                sl__diag_add(diag, at ? at->file : NULL, at ? at->line : 0,
+                             at ? at->col : 0,
                              "%s: missing required option '%s'", what, o->key);
             else
-                sl__diag_add(diag, map ? map->file : NULL, map ? map->line : 0,
-                             map ? map->col : 0,
+                sl__diag_add(diag, at ? at->file : NULL, at ? at->line : 0,
+                             at ? at->col : 0,
                              "missing required option '%s'", o->key);
         }
     }

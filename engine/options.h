@@ -28,10 +28,11 @@ int sl__parse_size(const char *s, int64_t *bytes);
 /*
  * The three above: "0" is the only bare number a duration accepts; several
  * parts add up ("1h30m"); fractions are allowed ("1.5s", "0.5KiB", rounded
- * down to whole ns or bytes); negative values, unknown units and anything
+ * to the nearest ns or byte); negative values, unknown units and anything
  * else malformed are SL_EINVAL; values beyond int64 are SL_ERANGE.
- * Rate units: s, sec, m, min, h, hour (100/s, 6000/m, 5/h). Size units,
- * case-insensitive: B, KB, MB, GB, TB (powers of 1000) and KiB, MiB, GiB,
+ * Rate units: s, sec, second, m, min, minute, h, hour (100/s, 6000/m,
+ * 5/h); a bare number is per second. Size units, case-insensitive, after
+ * an optional space: B, KB, MB, GB, TB (powers of 1000) and KiB, MiB, GiB,
  * TiB (powers of 1024).
  */
 

@@ -3,9 +3,11 @@
  * bounded map of buckets with LRU and idle-TTL eviction).
  *
  * A bucket is (tokens, time of last refill). Tokens are a double so that
- * fractional rates work; a tolerance of TOKEN_EPS absorbs rounding so that
- * waiting exactly the computed time always suffices, and the computed times
- * are the exact ceilings one expects (100 ms for one token at 10/s).
+ * fractional rates work. Every decision is made in time: n tokens are there
+ * when the time still needed to earn them is within NS_TOL of zero. The
+ * tolerance, far below the clock's 1 ns grain, absorbs rounding, so the
+ * computed waits are the exact ceilings one expects (100 ms for one token
+ * at 10/s, 333333334 ns at 3/s) and waiting that long suffices.
  */
 #include "sluice/ratelimit.h"
 
@@ -17,7 +19,7 @@
 
 #include "sluice/error.h"
 
-#define TOKEN_EPS 1e-9
+#define NS_TOL 1e-3
 /* Upper bound for any computed wait, far beyond any real use. */
 #define WAIT_MAX_NS (INT64_MAX / 4)
 
@@ -46,28 +48,29 @@ static void rl_refill(rl_bucket *b, double rate, int64_t burst, int64_t now)
     }
 }
 
-static bool rl_has(const rl_bucket *b, int64_t n)
-{
-    return b->tokens + TOKEN_EPS >= (double)n;
-}
-
-static void rl_take(rl_bucket *b, int64_t n)
-{
-    b->tokens -= (double)n;
-    if (fabs(b->tokens) < TOKEN_EPS)
-        b->tokens = 0;
-}
-
 /* Nanoseconds until the bucket holds n tokens (0 if it does now). */
 static int64_t rl_shortfall_ns(const rl_bucket *b, double rate, int64_t n)
 {
-    double deficit = (double)n - b->tokens - TOKEN_EPS;
-    if (deficit <= 0)
+    double ns = ((double)n - b->tokens) * (double)SL_NS_PER_S / rate;
+    if (ns <= NS_TOL)
         return 0;
-    double ns = ceil(deficit * (double)SL_NS_PER_S / rate);
+    ns = ceil(ns - NS_TOL);
     if (ns >= (double)WAIT_MAX_NS)
         return WAIT_MAX_NS;
-    return ns < 1 ? 1 : (int64_t)ns;
+    return (int64_t)ns;
+}
+
+static bool rl_has(const rl_bucket *b, double rate, int64_t n)
+{
+    return rl_shortfall_ns(b, rate, n) == 0;
+}
+
+static void rl_take(rl_bucket *b, double rate, int64_t n)
+{
+    b->tokens -= (double)n;
+    /* Rounding dust worth less than NS_TOL of refill is no token at all. */
+    if (fabs(b->tokens) * (double)SL_NS_PER_S / rate <= NS_TOL)
+        b->tokens = 0;
 }
 
 /* ------------------------------------------------------------------ */
@@ -118,9 +121,9 @@ bool sl_limiter_try(sl_limiter *l, int64_t n)
         return false;
     pthread_mutex_lock(&l->mu);
     rl_refill(&l->b, l->rate, l->burst, sl_clock_now(l->clock));
-    bool ok = rl_has(&l->b, n);
+    bool ok = rl_has(&l->b, l->rate, n);
     if (ok)
-        rl_take(&l->b, n);
+        rl_take(&l->b, l->rate, n);
     pthread_mutex_unlock(&l->mu);
     return ok;
 }
@@ -132,7 +135,7 @@ int sl_limiter_reserve(sl_limiter *l, int64_t n, int64_t *wait_ns)
     pthread_mutex_lock(&l->mu);
     rl_refill(&l->b, l->rate, l->burst, sl_clock_now(l->clock));
     int64_t wait = rl_shortfall_ns(&l->b, l->rate, n);
-    rl_take(&l->b, n);
+    rl_take(&l->b, l->rate, n);
     pthread_mutex_unlock(&l->mu);
     *wait_ns = wait;
     return 0;
@@ -150,7 +153,7 @@ int sl_limiter_wait(sl_limiter *l, sl_ctx *ctx, int64_t n)
         rl_refill(&l->b, l->rate, l->burst, sl_clock_now(l->clock));
         int64_t wait = rl_shortfall_ns(&l->b, l->rate, n);
         if (wait == 0)
-            rl_take(&l->b, n);
+            rl_take(&l->b, l->rate, n);
         pthread_mutex_unlock(&l->mu);
         if (wait == 0)
             return 0;
@@ -400,7 +403,7 @@ static kl_entry *kl_find(sl_keyed_limiter *kl, uint64_t h, const void *key,
     for (kl_entry *e = kl->table[h & (kl->table_size - 1)]; e != NULL;
          e = e->hnext) {
         if (e->hash == h && e->key_len == key_len &&
-            memcmp(e->key, key, key_len) == 0)
+            (key_len == 0 || memcmp(e->key, key, key_len) == 0))
             return e;
     }
     return NULL;
@@ -445,8 +448,8 @@ int sl_keyed_limiter_try(sl_keyed_limiter *kl, const void *key,
     }
     e->used_ns = now;
     rl_refill(&e->b, kl->rate, kl->burst, now);
-    if (rl_has(&e->b, n)) {
-        rl_take(&e->b, n);
+    if (rl_has(&e->b, kl->rate, n)) {
+        rl_take(&e->b, kl->rate, n);
     } else {
         rc = SL_ELIMIT;
         if (retry_after_ns != NULL)

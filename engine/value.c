@@ -28,6 +28,7 @@
 #include <math.h>
 #include <string.h>
 
+#include "engine/value_internal.h"
 #include "sluice/error.h"
 #include "sluice/value.h"
 
@@ -110,9 +111,14 @@ sl_value *sl_value_object(void)
     return V(json_object());
 }
 
+/* Take a reference. jansson's inline json_incref reads the count with a
+ * plain load before its atomic add; every access here is atomic. */
 sl_value *sl_value_ref(sl_value *v)
 {
-    return V(json_incref(J(v)));
+    json_t *j = J(v);
+    if (j != NULL && __atomic_load_n(&j->refcount, __ATOMIC_RELAXED) != SL__STATIC_REFCOUNT)
+        __atomic_add_fetch(&j->refcount, 1, __ATOMIC_RELAXED);
+    return v;
 }
 
 /*
@@ -123,7 +129,7 @@ sl_value *sl_value_ref(sl_value *v)
 void sl_value_unref(sl_value *v)
 {
     json_t *j = J(v);
-    if (j == NULL || j->refcount == SL__STATIC_REFCOUNT)
+    if (j == NULL || __atomic_load_n(&j->refcount, __ATOMIC_RELAXED) == SL__STATIC_REFCOUNT)
         return;
     if (__atomic_sub_fetch(&j->refcount, 1, __ATOMIC_ACQ_REL) == 0)
         json_delete(j);
@@ -131,7 +137,15 @@ void sl_value_unref(sl_value *v)
 
 /* ------------------------------------------------------------ copy */
 
-/* Deep copy of j; NULL on out of memory. */
+/*
+ * Deep copy of j; NULL on out of memory. Strings and numbers are copied
+ * too, although nothing here changes them in place: sharing them would let
+ * two threads' trees hold the same leaf, and jansson drops a container's
+ * children inside json_delete with release-only decrements that neither
+ * order the final free after the other thread's reads nor are visible to
+ * ThreadSanitizer. Copies stay disjoint, so every reference that crosses
+ * threads is released through sl_value_unref.
+ */
 static json_t *deep_copy(const json_t *j)
 {
     switch (json_typeof(j)) {
@@ -157,7 +171,7 @@ static json_t *deep_copy(const json_t *j)
         }
         return a;
 out_free_a:
-        json_decref(a);
+        sl_value_unref(V(a));
         return NULL;
     }
     case JSON_OBJECT: {
@@ -174,7 +188,7 @@ out_free_a:
         }
         return o;
 out_free_o:
-        json_decref(o);
+        sl_value_unref(V(o));
         return NULL;
     }
     }
@@ -351,6 +365,43 @@ bool sl_value_equal(const sl_value *a, const sl_value *b)
 {
     json_t *na = json_null();
     return equal(a != NULL ? CJ(a) : na, b != NULL ? CJ(b) : na);
+}
+
+/* About the bytes v takes as compact JSON, without writing it: exact for
+ * strings without escapes, 8 per number. */
+size_t sl__value_size(const sl_value *v)
+{
+    const json_t *j = CJ(v);
+    size_t total;
+    if (j == NULL)
+        return 4;
+    switch (json_typeof(j)) {
+    case JSON_NULL:
+    case JSON_TRUE:
+        return 4;
+    case JSON_FALSE:
+        return 5;
+    case JSON_INTEGER:
+    case JSON_REAL:
+        return 8;
+    case JSON_STRING:
+        return json_string_length(j) + 2;
+    case JSON_ARRAY: {
+        size_t n = json_array_size(j);
+        total = n + 1;   /* brackets and commas */
+        for (size_t i = 0; i < n; i++)
+            total += sl__value_size(V(json_array_get(j, i)));
+        return total;
+    }
+    case JSON_OBJECT:
+        total = 2;
+        for (void *it = json_object_iter((json_t *)j); it != NULL;
+             it = json_object_iter_next((json_t *)j, it))
+            total += json_object_iter_key_len(it) + 4 +
+                     sl__value_size(V(json_object_iter_value(it)));
+        return total;
+    }
+    return 0;
 }
 
 /* ------------------------------------------------------------ arrays */

@@ -342,6 +342,9 @@ typedef struct sl_loader {
     sl_frame stack[SL_YAML_MAX_DEPTH];/* open collections */
     int depth;                        /* frames in use */
     int documents;                    /* documents started */
+    size_t aliases;                   /* aliases met (only the first is
+                                         reported in full) */
+    int alias_line, alias_col;        /* where the last one is */
     bool stop;                        /* a hard error ended loading */
     int rc;                           /* the hard error's code */
 } sl_loader;
@@ -590,9 +593,14 @@ static void on_alias(sl_loader *L, const yaml_event_t *ev)
 {
     int line = (int)ev->start_mark.line + 1;
     int col = (int)ev->start_mark.column + 1;
-    sl__diag_add(L->diag, L->y->file, line, col,
-                 "YAML aliases ('*%.64s') are not supported; write the value "
-                 "out in full", (const char *)ev->data.alias.anchor);
+    /* One message says it; a file full of aliases (the "billion laughs")
+       gets a count at the end instead of one line each. */
+    L->alias_line = line;
+    L->alias_col = col;
+    if (L->aliases++ == 0)
+        sl__diag_add(L->diag, L->y->file, line, col,
+                     "YAML aliases ('*%.64s') are not supported; write the "
+                     "value out in full", (const char *)ev->data.alias.anchor);
     if (expecting_key(L)) {
         /* A key we cannot name: nothing sensible to continue with. */
         L->stop = true;
@@ -841,6 +849,10 @@ int sl__yaml_load_text(const char *text, size_t len, const char *file,
     }
     yaml_parser_delete(&parser);
     unwind(L);
+    if (L->aliases > 1)
+        sl__diag_add(diag, file, L->alias_line, L->alias_col,
+                     "%zu more YAML aliases in the file, the last one here",
+                     L->aliases - 1);
 
     if (!L->stop && L->y->root == NULL && !opts->allow_empty) {
         sl__diag_add(diag, file, 1, 1, "file is empty");

@@ -112,6 +112,12 @@ Test(options, durations)
     cr_assert_eq(ns, 7);
     cr_assert_eq(sl__parse_duration(".5s", &ns), 0);
     cr_assert_eq(ns, 500000000LL);
+    cr_assert_eq(sl__parse_duration("0.3s", &ns), 0);
+    cr_assert_eq(ns, 300000000LL);
+    cr_assert_eq(sl__parse_duration("0.1ms", &ns), 0);
+    cr_assert_eq(ns, 100000LL);
+    cr_assert_eq(sl__parse_duration("2.675h", &ns), 0);
+    cr_assert_eq(ns, 9630000000000LL);
 
     cr_assert_eq(sl__parse_duration("5", &ns), SL_EINVAL);
     cr_assert_eq(sl__parse_duration("5x", &ns), SL_EINVAL);
@@ -183,6 +189,8 @@ Test(options, sizes)
     cr_assert_eq(b, 1536);
     cr_assert_eq(sl__parse_size("10 MiB", &b), 0);
     cr_assert_eq(b, 10485760);
+    cr_assert_eq(sl__parse_size("0.3KB", &b), 0);
+    cr_assert_eq(b, 300);
     cr_assert_eq(sl__parse_size("12B", &b), 0);
     cr_assert_eq(b, 12);
     cr_assert_eq(sl__parse_size("64Kx", &b), SL_EINVAL);

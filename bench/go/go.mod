@@ -1,0 +1,3 @@
+module sluice/bench/chanbench
+
+go 1.19
