@@ -358,6 +358,10 @@ static int eval_match_dyn(const sl__xnode *n, sl__xeval *E, sl__xval *out)
     if (memchr(pat.u.s.p, '\0', pat.u.s.n) != NULL)
         return sl__xeval_error(E, n, SL_EINVAL, "a regular expression cannot "
                                "contain a NUL character");
+    const char *refusal;
+    if (!sl__xregex_check(pat.u.s.p, pat.u.s.n, &refusal))
+        return sl__xeval_error(E, n, SL_EINVAL, "invalid regular expression: "
+                               "%s", refusal);
     sl__xregex re;
     memset(&re, 0, sizeof(re));
     re.kind = SL__RE_POSIX;

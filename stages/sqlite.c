@@ -879,7 +879,7 @@ static const sl_option sqlite_options[] = {
      "upsert on this field: a row with the same key is updated, not added"},
     {SL_OPT_ENUM, "synchronous", "normal", 0, offsetof(sqlite_sink, synchronous), 0, 0,
      "off|normal|full", "SQLite's synchronous setting: durability against speed"},
-    {SL_OPT_DURATION, "busy_timeout", "5s", 0, offsetof(sqlite_sink, busy_timeout), 0, 3.6e12, NULL,
+    {SL_OPT_DURATION, "busy_timeout", "5s", 0, offsetof(sqlite_sink, busy_timeout), 0, 0, NULL,
      "how long to wait for another writer's lock before failing"},
     {SL_OPT_SIZE, "max_size", "0", 0, offsetof(sqlite_sink, max_size), 0, 0, NULL,
      "largest the database may grow (0: no limit); reaching it fails like a full disk"},

@@ -1,16 +1,15 @@
 /* Records: payload, fields with copy on write across copies, metadata. */
 #include <criterion/criterion.h>
 #include <string.h>
-#include <time.h>
 
+#include "sluice/clock.h"
 #include "sluice/error.h"
 #include "sluice/record.h"
 
+/* Ingest times are on sl_clock_real's scale. */
 static int64_t mono_ns(void)
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+    return sl_clock_now(sl_clock_real());
 }
 
 Test(record, new_is_empty)
