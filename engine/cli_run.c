@@ -13,6 +13,7 @@
 #include "engine/run.h"
 #include "engine/signals.h"
 #include "engine/stage_ctx.h"
+#include "metrics/endpoint.h"
 #include "sluice/error.h"
 
 static const char run_usage[] =
@@ -27,6 +28,11 @@ static const char run_usage[] =
     "                       wins over the environment)\n"
     "  --metrics-file PATH  write the metrics snapshot here (overrides\n"
     "                       metrics.file)\n"
+    "  --metrics-listen HOST:PORT\n"
+    "                       serve /metrics (Prometheus), /health and\n"
+    "                       /snapshot over HTTP while the run goes\n"
+    "                       (overrides metrics.listen; an empty HOST is\n"
+    "                       127.0.0.1, port 0 picks a free one)\n"
     "  --plugin PATH        load a stage plugin (repeatable)\n"
     "  --quiet, -q          no progress line and no summary table\n"
     "  --log-level LEVEL    error, warn, info (default) or debug\n"
@@ -92,6 +98,13 @@ static void show_progress(void *arg, sl__run *run)
     p->has_prev = true;
 }
 
+/* What the metrics endpoint serves: the run as it is now, throughput
+ * over the whole run so far. Runs on the endpoint's thread. */
+static int live_snapshot(void *arg, sl__run_snapshot *out)
+{
+    return sl__run_snapshot_take(arg, NULL, out);
+}
+
 /* ------------------------------------------------------------------ */
 
 typedef struct run_args {
@@ -99,6 +112,7 @@ typedef struct run_args {
     sl__strvec sets;
     sl__strvec plugins;
     const char *metrics_file;
+    const char *metrics_listen;
     bool quiet;
 } run_args;
 
@@ -139,6 +153,13 @@ static int parse_args(int argc, char **argv, run_args *a)
             if (v == NULL)
                 return SL__EXIT_USAGE;
             a->metrics_file = v;
+            continue;
+        }
+        if ((v = sl__cli_opt_value(argc, argv, &i, "--metrics-listen", &m)) !=
+                NULL || m) {
+            if (v == NULL)
+                return SL__EXIT_USAGE;
+            a->metrics_listen = v;
             continue;
         }
         if ((v = sl__cli_opt_value(argc, argv, &i, "--log-level", &m)) != NULL ||
@@ -211,6 +232,7 @@ static int run_loaded(const sl__loaded *l, const run_args *a)
     int exit_code = SL__EXIT_FAILED;
     sl_diag *diag = sl__diag_create();
     sl__run *run = NULL;
+    sl__metrics_server *server = NULL;
     int rc = diag != NULL ? sl__run_create(&opts, diag, &run) : SL_ENOMEM;
     if (diag != NULL)
         sl__diag_print(diag, stderr);
@@ -221,6 +243,22 @@ static int run_loaded(const sl__loaded *l, const run_args *a)
         goto out;
     }
 
+    const char *listen_addr = a->metrics_listen != NULL ? a->metrics_listen
+                                                        : cfg->metrics.listen;
+    if (listen_addr != NULL) {
+        char err[256];
+        rc = sl__metrics_server_start(listen_addr, live_snapshot, run, err,
+                                      sizeof(err), &server);
+        if (rc != 0) {
+            sl__cli_error("metrics endpoint: %s",
+                          rc == SL_ENOMEM ? "out of memory" : err);
+            exit_code = rc == SL_EINVAL ? SL__EXIT_USAGE : SL__EXIT_FAILED;
+            goto out;
+        }
+        sl__log(SL_LOG_INFO, NULL, "metrics at http://%s/metrics",
+                sl__metrics_server_address(server));
+    }
+
     sl__signals *sig = NULL;
     if (sl__signals_start(run, &sig) != 0)
         sl__log(SL_LOG_WARN, NULL, "no signal thread: SIGINT/SIGTERM will "
@@ -229,6 +267,8 @@ static int run_loaded(const sl__loaded *l, const run_args *a)
     sl__run_start(run);
     sl__run_wait(run, &res);
     sl__signals_stop(sig);
+    sl__metrics_server_stop(server);
+    server = NULL;
 
     if (prog.shown) {
         sl__log_set_clear_line(false);
@@ -247,6 +287,7 @@ static int run_loaded(const sl__loaded *l, const run_args *a)
         sl__cli_error("%s", res.cause);
     exit_code = res.exit_code;
 out:
+    sl__metrics_server_stop(server);
     if (prog.has_prev)
         sl__run_snapshot_fini(&prog.prev);
     sl__run_destroy(run);

@@ -148,7 +148,12 @@ int sl__run_snapshot_take(sl__run *run, const sl__run_snapshot *prev,
     int64_t end = atomic_load(&run->end_ns);
     int64_t now = end > 0 ? end : sl__run_now();
     out->pipeline = run->pipeline;
-    out->status = SL__RUN_RUNNING;
+    /* a failure or forced stop is known before the threads have wound
+       down; a graceful stop is still "running" (and stopping) */
+    int outcome = atomic_load(&run->outcome);
+    out->status = outcome == OUTCOME_FAILED   ? SL__RUN_FAILED
+                  : outcome == OUTCOME_FORCED ? SL__RUN_INTERRUPTED
+                                              : SL__RUN_RUNNING;
     out->stopping = atomic_load(&run->stop_requested);
     out->elapsed_s = start > 0 ? (double)(now - start) / 1e9 : 0.0;
     out->cause = atomic_load(&run->cause_ready) ? run->cause : "";

@@ -121,7 +121,9 @@ void sl__run_dump(sl__run *run, FILE *out);
 /* ------------------------------------------------------------------ */
 
 /*
- * Take a snapshot now (status RUNNING; the caller sets the final status).
+ * Take a snapshot now: status RUNNING, or FAILED / INTERRUPTED as soon as
+ * a failure or forced stop has decided the outcome (the caller sets the
+ * final status once the run is waited for).
  * throughput_rps is over the time since prev (same stages, may be NULL:
  * over the whole run). Free with sl__run_snapshot_fini. Returns 0 or
  * SL_ENOMEM. Thread: any, while the run exists.
