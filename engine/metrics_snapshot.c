@@ -173,9 +173,12 @@ int sl__run_snapshot_take(sl__run *run, const sl__run_snapshot *prev,
             out->input_store[next_input++] = st->ins[k]->index;
         s->n_inputs = st->n_in;
         memset(sum, 0, sizeof(*sum));
-        int64_t blocked = 0, idle = 0;
+        int64_t blocked = 0, idle = 0, active = 0;
         for (int k = 0; k < st->n_workers; k++) {
             run_worker *w = &st->workers[k];
+            int64_t done = atomic_load(&w->done_ns);
+            if (start > 0)
+                active += (done > 0 ? done : now) - start;
             const sl__stage_counters *c = &w->counters;
             s->records_in += sl__counter_get(&c->records_in);
             s->records_out += sl__counter_get(&c->records_out);
@@ -198,6 +201,7 @@ int sl__run_snapshot_take(sl__run *run, const sl__run_snapshot *prev,
             s->queue_max_depth = cs.max_depth;
             s->queue_full_s = (double)cs.blocked_send_ns / 1e9;
         }
+        s->active_s = (double)active / 1e9;
         s->blocked_send_s = (double)blocked / 1e9;
         s->idle_recv_s = (double)idle / 1e9;
         snapshot_latency(s, sum);

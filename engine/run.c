@@ -826,6 +826,7 @@ out:
     detach_breaker(w);
     if (init_called && st->desc->destroy != NULL)
         st->desc->destroy(w->state);
+    atomic_store(&w->done_ns, sl__run_now());
     sl__worker_set_state(&w->counters, SL__WS_DONE);
     if (atomic_fetch_sub(&run->live_workers, 1) == 1)
         wake_monitor(run);

@@ -44,6 +44,7 @@ typedef struct run_worker {
     sl__stage_counters counters;/* this worker's metrics */
     _Atomic int64_t blocked_send_ns; /* atomic: time handing records on */
     _Atomic int64_t idle_recv_ns;    /* atomic: time waiting for input */
+    _Atomic int64_t done_ns;    /* atomic: when the worker ended, 0 before */
     void *state;                /* the stage's state (options filled) */
     bool options_filled;        /* sl__options_free is owed */
     outbox *outs;               /* one per reader of the stage */

@@ -12,15 +12,23 @@ static double clamp01(double v)
     return v > 1 ? 1 : v;
 }
 
+/* Worker-seconds a stage ran; from snapshots without active_s, the
+ * elapsed time for each worker. */
+static double active_of(const sl__run_snapshot *s, const sl__stage_snapshot *t)
+{
+    if (t->active_s > 0)
+        return t->active_s;
+    return s->elapsed_s * (t->workers > 0 ? t->workers : 1);
+}
+
 void sl__stage_load_of(const sl__run_snapshot *s, size_t i,
                        sl__stage_load *out)
 {
     const sl__stage_snapshot *t = &s->stages[i];
-    double secs = s->elapsed_s;
-    double worker_s = secs * (t->workers > 0 ? t->workers : 1);
+    double worker_s = active_of(s, t);
     out->busy = out->blocked = out->idle = out->input_full = 0;
     out->pressure = 0;
-    if (!(secs > 0))
+    if (!(worker_s > 0))
         return;
     out->blocked = clamp01(t->blocked_send_s / worker_s);
     out->idle = clamp01(t->idle_recv_s / worker_s);
@@ -28,14 +36,16 @@ void sl__stage_load_of(const sl__run_snapshot *s, size_t i,
     if (t->kind == SL_STAGE_SOURCE) {
         out->input_full = 1;   /* a source never waits for an upstream */
     } else {
-        /* the share of time the upstream workers waited on this input */
-        int producers = 0;
+        /* of the time the upstream workers ran, the share they waited on
+           this stage's full input */
+        double upstream_s = 0;
         for (size_t k = 0; k < t->n_inputs; k++)
             if (t->inputs[k] < s->n_stages)
-                producers += s->stages[t->inputs[k]].workers;
-        if (producers < 1)
-            producers = 1;
-        out->input_full = clamp01(t->queue_full_s / (secs * producers));
+                upstream_s += active_of(s, &s->stages[t->inputs[k]]);
+        if (!(upstream_s > 0))
+            upstream_s = s->elapsed_s;
+        out->input_full = upstream_s > 0 ? clamp01(t->queue_full_s / upstream_s)
+                                         : 0;
     }
     if (out->blocked < SL__BOTTLENECK_MAX_BLOCKED)
         out->pressure = out->busy * out->input_full;

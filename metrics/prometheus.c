@@ -83,6 +83,7 @@ FIELD(f_queue_depth, t->queue_depth)
 FIELD(f_queue_capacity, t->queue_capacity)
 FIELD(f_queue_max_depth, t->queue_max_depth)
 FIELD(f_queue_full, t->queue_full_s)
+FIELD(f_active, t->active_s)
 FIELD(f_blocked, t->blocked_send_s)
 FIELD(f_idle, t->idle_recv_s)
 FIELD(f_workers, t->workers)
@@ -125,6 +126,9 @@ static const struct {
     {"sluice_stage_queue_full_seconds_total", "counter",
      "Time upstream workers waited because the stage's input queue was "
      "full, summed over them.", f_queue_full, true},
+    {"sluice_stage_active_seconds_total", "counter",
+     "Time the stage's workers have been running, summed over workers.",
+     f_active, false},
     {"sluice_stage_blocked_send_seconds_total", "counter",
      "Time the stage's workers waited on a full output (backpressure), "
      "summed over workers.", f_blocked, false},

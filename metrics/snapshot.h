@@ -68,6 +68,8 @@ typedef struct sl__stage_snapshot {
     size_t queue_max_depth;     /* high-water mark */
     double queue_full_s;        /* upstream workers' time waiting on a full
                                    input, summed over them */
+    double active_s;            /* time the workers have run (from the
+                                   start to their end, or to now), summed */
     double blocked_send_s;      /* summed over workers */
     double idle_recv_s;         /* summed over workers */
     double latency_p50_us;
@@ -129,14 +131,15 @@ int sl__run_snapshot_read(const char *text, size_t len, sl__run_snapshot *out,
 /* Reading a snapshot (metrics/bottleneck.c)                           */
 /* ------------------------------------------------------------------ */
 
-/* Fractions of a stage's worker time over the snapshot's window (the whole
- * run so far), each 0..1. See docs/metrics.md "Bottleneck". */
+/* Fractions of a stage's worker time while its workers ran (active_s),
+ * each 0..1. See docs/metrics.md "Bottleneck". */
 typedef struct sl__stage_load {
     double busy;                /* working: not idle, not blocked */
     double blocked;             /* waiting on a full output */
     double idle;                /* waiting for input */
-    double input_full;          /* upstream waited on this stage's full
-                                   input (1 for a source) */
+    double input_full;          /* of the time its upstream workers ran,
+                                   the share they waited on this stage's
+                                   full input (1 for a source) */
     double pressure;            /* busy * input_full, 0 when excluded */
 } sl__stage_load;
 

@@ -49,6 +49,8 @@ static int stage_json(const sl__run_snapshot *snap, const sl__stage_snapshot *t,
                     t->queue_depth, t->queue_capacity, t->queue_max_depth);
     rc |= sl__mput(b, ",\"queue_full_s\":");
     rc |= sl__mput_num(b, t->queue_full_s);
+    rc |= sl__mput(b, ",\"active_s\":");
+    rc |= sl__mput_num(b, t->active_s);
     rc |= sl__mput(b, ",\"blocked_send_s\":");
     rc |= sl__mput_num(b, t->blocked_send_s);
     rc |= sl__mput(b, ",\"idle_recv_s\":");

@@ -294,6 +294,27 @@ Test(snapshot, bottleneck_workers_and_merges)
     cr_expect_float_eq(l.input_full, 0.5, 1e-9);
 }
 
+Test(snapshot, bottleneck_over_the_time_each_stage_ran)
+{
+    /* stopped after 2 s: the source ran 2 s, blocked 1.9 s of it on the
+       slow stage, which then drained its queue for another 8 s */
+    sl__run_snapshot s;
+    sl__stage_snapshot st[3];
+    three_stages(&s, st);
+    st[0].active_s = 2;
+    st[0].blocked_send_s = 1.9;
+    st[1].active_s = 10;
+    st[1].queue_full_s = 1.9;
+    st[1].idle_recv_s = 0;
+    st[1].blocked_send_s = 0;
+    st[2].active_s = 10;
+    sl__stage_load l;
+    sl__stage_load_of(&s, 1, &l);
+    cr_expect_float_eq(l.input_full, 0.95, 1e-9);
+    cr_expect_float_eq(l.busy, 1.0, 1e-9);
+    cr_expect_eq(sl__metrics_bottleneck(&s), 1);
+}
+
 Test(snapshot, no_bottleneck_when_nothing_is_saturated)
 {
     sl__run_snapshot s;
