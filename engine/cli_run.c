@@ -55,37 +55,29 @@ typedef struct progress {
     bool shown;              /* a line is on screen */
 } progress;
 
-static void rate_text(double v, char *buf, size_t size)
-{
-    if (v >= 1e6)
-        snprintf(buf, size, "%.1fM/s", v / 1e6);
-    else if (v >= 1e3)
-        snprintf(buf, size, "%.1fk/s", v / 1e3);
-    else
-        snprintf(buf, size, "%.0f/s", v);
-}
-
-/* Runs on the monitor thread: one line, redrawn in place. */
+/*
+ * Runs on the monitor thread: one line, redrawn in place, about the last
+ * interval (metrics/table.c: sl__metrics_progress_line).
+ */
 static void show_progress(void *arg, sl__run *run)
 {
     progress *p = arg;
-    sl__run_snapshot snap;
+    sl__run_snapshot snap, win;
     if (sl__run_snapshot_take(run, p->has_prev ? &p->prev : NULL, &snap) != 0)
         return;
+    bool has_win = p->has_prev &&
+                   sl__run_snapshot_window(&snap, &p->prev, &win) == 0;
     struct winsize ws;
     size_t width = 100;
     if (ioctl(STDERR_FILENO, TIOCGWINSZ, &ws) == 0 && ws.ws_col > 10)
         width = ws.ws_col;
     char line[1024];
-    int n = snprintf(line, sizeof(line), "%6.1fs ", snap.elapsed_s);
-    for (size_t i = 0; i < snap.n_stages && n < (int)sizeof(line); i++) {
-        char r[32];
-        rate_text(snap.stages[i].throughput_rps, r, sizeof(r));
-        n += snprintf(line + n, sizeof(line) - (size_t)n, "%s%s %s",
-                      i > 0 ? " | " : "", snap.stages[i].name, r);
-    }
-    if (width - 1 < sizeof(line))
-        line[width - 1] = '\0';
+    if (width > sizeof(line))
+        width = sizeof(line);
+    sl__metrics_progress_line(has_win ? &win : &snap, snap.elapsed_s, line,
+                              width);
+    if (has_win)
+        sl__run_snapshot_fini(&win);
     flockfile(stderr);
     fprintf(stderr, "\r\033[K%s", line);
     fflush(stderr);
@@ -279,6 +271,9 @@ static int run_loaded(const sl__loaded *l, const run_args *a)
         if (sl__run_snapshot_take(run, NULL, &snap) == 0) {
             snap.status = res.status;
             sl__run_snapshot_print_table(&snap, stderr);
+            /* below a second, start-up dominates the figures */
+            if (snap.elapsed_s >= 1.0 && sl__metrics_bottleneck(&snap) >= 0)
+                sl__metrics_print_bottleneck(&snap, stderr);
             sl__run_snapshot_fini(&snap);
         }
     }

@@ -5,6 +5,11 @@
  */
 #include "metrics/snapshot.h"
 
+#include <stdlib.h>
+#include <string.h>
+
+#include "sluice/error.h"
+
 static double clamp01(double v)
 {
     if (!(v > 0))
@@ -12,11 +17,11 @@ static double clamp01(double v)
     return v > 1 ? 1 : v;
 }
 
-/* Worker-seconds a stage ran; from snapshots without active_s, the
- * elapsed time for each worker. */
+/* Worker-seconds a stage ran; for snapshots written without active_s
+ * (negative), the elapsed time for each worker. */
 static double active_of(const sl__run_snapshot *s, const sl__stage_snapshot *t)
 {
-    if (t->active_s > 0)
+    if (t->active_s >= 0)
         return t->active_s;
     return s->elapsed_s * (t->workers > 0 ? t->workers : 1);
 }
@@ -65,4 +70,51 @@ long sl__metrics_bottleneck(const sl__run_snapshot *s)
         }
     }
     return best;
+}
+
+static uint64_t sub_u64(uint64_t a, uint64_t b)
+{
+    return a > b ? a - b : 0;
+}
+
+static double sub_d(double a, double b)
+{
+    return a > b ? a - b : 0;
+}
+
+int sl__run_snapshot_window(const sl__run_snapshot *now,
+                            const sl__run_snapshot *prev,
+                            sl__run_snapshot *out)
+{
+    if (prev->n_stages != now->n_stages)
+        return SL_EINVAL;
+    sl__stage_snapshot *st = calloc(now->n_stages > 0 ? now->n_stages : 1,
+                                    sizeof(*st));
+    if (st == NULL)
+        return SL_ENOMEM;
+    *out = *now;
+    out->stages = st;
+    out->input_store = NULL;
+    out->doc = NULL;
+    out->elapsed_s = sub_d(now->elapsed_s, prev->elapsed_s);
+    for (size_t i = 0; i < now->n_stages; i++) {
+        const sl__stage_snapshot *a = &now->stages[i], *b = &prev->stages[i];
+        sl__stage_snapshot *t = &st[i];
+        *t = *a;
+        t->records_in = sub_u64(a->records_in, b->records_in);
+        t->records_out = sub_u64(a->records_out, b->records_out);
+        t->errors = sub_u64(a->errors, b->errors);
+        t->dropped = sub_u64(a->dropped, b->dropped);
+        t->retries = sub_u64(a->retries, b->retries);
+        t->bytes_in = sub_u64(a->bytes_in, b->bytes_in);
+        t->bytes_out = sub_u64(a->bytes_out, b->bytes_out);
+        t->queue_full_s = sub_d(a->queue_full_s, b->queue_full_s);
+        t->active_s = sub_d(a->active_s, b->active_s);
+        t->blocked_send_s = sub_d(a->blocked_send_s, b->blocked_send_s);
+        t->idle_recv_s = sub_d(a->idle_recv_s, b->idle_recv_s);
+        t->latency_count = sub_u64(a->latency_count, b->latency_count);
+        t->latency_sum_s = sub_d(a->latency_sum_s, b->latency_sum_s);
+        t->has_buckets = false;
+    }
+    return 0;
 }

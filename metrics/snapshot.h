@@ -69,7 +69,9 @@ typedef struct sl__stage_snapshot {
     double queue_full_s;        /* upstream workers' time waiting on a full
                                    input, summed over them */
     double active_s;            /* time the workers have run (from the
-                                   start to their end, or to now), summed */
+                                   start to their end, or to now), summed;
+                                   negative when unknown (read from a
+                                   snapshot without it) */
     double blocked_send_s;      /* summed over workers */
     double idle_recv_s;         /* summed over workers */
     double latency_p50_us;
@@ -146,6 +148,18 @@ typedef struct sl__stage_load {
 void sl__stage_load_of(const sl__run_snapshot *s, size_t i,
                        sl__stage_load *out);
 
+/*
+ * The snapshot of what happened between prev and now (same run, prev
+ * earlier): times and counts as differences, elapsed_s the time between
+ * them, queue figures and states as in now. Strings and inputs are
+ * borrowed from now, which must outlive *out; out->stages is owned (free
+ * with sl__run_snapshot_fini). Returns 0, SL_EINVAL (different stages) or
+ * SL_ENOMEM.
+ */
+int sl__run_snapshot_window(const sl__run_snapshot *now,
+                            const sl__run_snapshot *prev,
+                            sl__run_snapshot *out);
+
 /* A stage's output counts as waiting when it spent this much of its time
  * blocked on a full output. */
 #define SL__BOTTLENECK_MAX_BLOCKED 0.20
@@ -168,10 +182,26 @@ long sl__metrics_bottleneck(const sl__run_snapshot *s);
 /* The per-stage summary table printed at the end of `sluice run`. */
 void sl__run_snapshot_print_table(const sl__run_snapshot *s, FILE *out);
 
+/* The line "bottleneck: NAME (TYPE): busy ..% of the time ..." with the
+ * figures that name it, or "bottleneck: none found (...)". */
+void sl__metrics_print_bottleneck(const sl__run_snapshot *s, FILE *out);
+
 /* The fuller report of `sluice metrics`: the pipeline line, a table of
  * counts and rates, a table of time use, and the bottleneck with the
  * figures that name it. */
 void sl__metrics_print_report(const sl__run_snapshot *s, FILE *out);
+
+/*
+ * The live line `sluice run` redraws on a terminal, at most width - 1
+ * characters: elapsed_s (the run's), then per stage its name, records per second,
+ * input queue fill ("q" and a percentage, not for sources) and share of
+ * time blocked on a full output ("b"), all over `window` (the last
+ * interval; sl__run_snapshot_window) except the queue fill, which is now.
+ * The stage that is the bottleneck over the window is marked with "*".
+ * E.g. "   4.2s  gen 9.8k/s b97% | slow* 200/s q100% b0% | out 200/s q0% b0%".
+ */
+void sl__metrics_progress_line(const sl__run_snapshot *window,
+                               double elapsed_s, char *buf, size_t width);
 
 /* ------------------------------------------------------------------ */
 /* Exporters (metrics/prometheus.c, metrics/health.c)                  */

@@ -72,7 +72,8 @@ static void read_stage(const sl_value *o, sl__stage_snapshot *t)
     t->queue_capacity = (size_t)get_u64(o, "queue_capacity");
     t->queue_max_depth = (size_t)get_u64(o, "queue_max_depth");
     t->queue_full_s = get_num(o, "queue_full_s");
-    t->active_s = get_num(o, "active_s");
+    t->active_s = sl_object_get(o, "active_s") != NULL ? get_num(o, "active_s")
+                                                         : -1;
     t->blocked_send_s = get_num(o, "blocked_send_s");
     t->idle_recv_s = get_num(o, "idle_recv_s");
     const sl_value *lat = sl_object_get(o, "latency_us");

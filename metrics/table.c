@@ -155,7 +155,7 @@ static void print_breakers(const sl__run_snapshot *s, FILE *out)
     }
 }
 
-static void print_bottleneck(const sl__run_snapshot *s, FILE *out)
+void sl__metrics_print_bottleneck(const sl__run_snapshot *s, FILE *out)
 {
     long b = sl__metrics_bottleneck(s);
     if (b < 0) {
@@ -193,5 +193,57 @@ void sl__metrics_print_report(const sl__run_snapshot *s, FILE *out)
     print_time_use(s, out, w);
     fputc('\n', out);
     print_breakers(s, out);
-    print_bottleneck(s, out);
+    sl__metrics_print_bottleneck(s, out);
+}
+
+/* ------------------------------------------------------------------ */
+/* The live line                                                       */
+/* ------------------------------------------------------------------ */
+
+static void rate_text(double v, char *buf, size_t size)
+{
+    if (v >= 1e6)
+        snprintf(buf, size, "%.1fM/s", v / 1e6);
+    else if (v >= 1e3)
+        snprintf(buf, size, "%.1fk/s", v / 1e3);
+    else
+        snprintf(buf, size, "%.0f/s", v);
+}
+
+void sl__metrics_progress_line(const sl__run_snapshot *w, double elapsed_s,
+                               char *buf, size_t width)
+{
+    if (width == 0)
+        return;
+    long bottleneck = sl__metrics_bottleneck(w);
+    size_t n = 0;
+    buf[0] = '\0';
+    char part[160];
+    snprintf(part, sizeof(part), "%6.1fs ", elapsed_s);
+    for (size_t i = 0; i <= w->n_stages; i++) {
+        size_t len = strlen(part);
+        if (n + len >= width) {
+            buf[n] = '\0';
+            if (width > 4 && n + 4 < width) {
+                memcpy(buf + n, " ...", 4);
+                buf[n + 4] = '\0';
+            }
+            return;
+        }
+        memcpy(buf + n, part, len + 1);
+        n += len;
+        if (i == w->n_stages)
+            break;
+        const sl__stage_snapshot *t = &w->stages[i];
+        sl__stage_load l;
+        sl__stage_load_of(w, i, &l);
+        char rate[32], queue[32] = "";
+        rate_text(t->throughput_rps, rate, sizeof(rate));
+        if (t->kind != SL_STAGE_SOURCE && t->queue_capacity > 0)
+            snprintf(queue, sizeof(queue), " q%.0f%%",
+                     100.0 * (double)t->queue_depth / (double)t->queue_capacity);
+        snprintf(part, sizeof(part), "%s%s%s %s%s b%.0f%%", i > 0 ? " | " : " ",
+                 t->name, (long)i == bottleneck ? "*" : "", rate, queue,
+                 l.blocked * 100);
+    }
 }

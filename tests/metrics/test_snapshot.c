@@ -29,11 +29,11 @@ static void three_stages(sl__run_snapshot *s, sl__stage_snapshot st[3])
     inputs_store[1] = 1;
     st[0] = (sl__stage_snapshot){.name = "gen", .type = "generate",
                                  .kind = SL_STAGE_SOURCE, .state = "done",
-                                 .workers = 1, .records_out = 1000,
+                                 .workers = 1, .active_s = 10, .records_out = 1000,
                                  .blocked_send_s = 9.0, .throughput_rps = 100};
     st[1] = (sl__stage_snapshot){.name = "slow", .type = "rate_limit",
                                  .kind = SL_STAGE_TRANSFORM, .state = "done",
-                                 .workers = 1, .n_inputs = 1,
+                                 .workers = 1, .active_s = 10, .n_inputs = 1,
                                  .inputs = &inputs_store[0],
                                  .records_in = 1000, .records_out = 1000,
                                  .queue_capacity = 16, .queue_max_depth = 16,
@@ -44,7 +44,7 @@ static void three_stages(sl__run_snapshot *s, sl__stage_snapshot st[3])
                                  .latency_sum_s = 9.5, .throughput_rps = 100};
     st[2] = (sl__stage_snapshot){.name = "store", .type = "null",
                                  .kind = SL_STAGE_SINK, .state = "done",
-                                 .workers = 1, .n_inputs = 1,
+                                 .workers = 1, .active_s = 10, .n_inputs = 1,
                                  .inputs = &inputs_store[1],
                                  .records_in = 1000, .records_out = 990,
                                  .errors = 4, .dropped = 6,
@@ -277,6 +277,7 @@ Test(snapshot, bottleneck_workers_and_merges)
     three_stages(&s, st);
     /* the slow stage runs 4 workers, mostly idle: it keeps up */
     st[1].workers = 4;
+    st[1].active_s = 40;
     st[1].idle_recv_s = 30;
     st[1].queue_full_s = 1;
     st[0].blocked_send_s = 1;
@@ -287,6 +288,7 @@ Test(snapshot, bottleneck_workers_and_merges)
     cr_expect_eq(sl__metrics_bottleneck(&s), 0, "the source is the limit");
     /* two producers (a source with 2 workers) waiting half the time each */
     st[0].workers = 2;
+    st[0].active_s = 20;
     st[0].blocked_send_s = 10;
     st[1].queue_full_s = 10;
     st[1].idle_recv_s = 1;
@@ -313,6 +315,51 @@ Test(snapshot, bottleneck_over_the_time_each_stage_ran)
     cr_expect_float_eq(l.input_full, 0.95, 1e-9);
     cr_expect_float_eq(l.busy, 1.0, 1e-9);
     cr_expect_eq(sl__metrics_bottleneck(&s), 1);
+}
+
+Test(snapshot, snapshots_without_active_time_use_the_elapsed_time)
+{
+    const char *text =
+        "{\"pipeline\":\"old\",\"status\":\"succeeded\",\"elapsed_s\":10,"
+        "\"stages\":[{\"name\":\"a\",\"kind\":\"source\",\"blocked_send_s\":9},"
+        "{\"name\":\"b\",\"inputs\":[\"a\"],\"queue_full_s\":9,"
+        "\"idle_recv_s\":0.5}]}";
+    sl__run_snapshot r;
+    char err[128];
+    cr_assert_eq(sl__run_snapshot_read(text, strlen(text), &r, err,
+                                       sizeof(err)), 0, "%s", err);
+    cr_expect_lt(r.stages[1].active_s, 0);
+    sl__stage_load l;
+    sl__stage_load_of(&r, 1, &l);
+    cr_expect_float_eq(l.input_full, 0.9, 1e-9);
+    cr_expect_float_eq(l.busy, 0.95, 1e-9);
+    cr_expect_eq(sl__metrics_bottleneck(&r), 1);
+    sl__run_snapshot_fini(&r);
+}
+
+Test(snapshot, window_between_two_snapshots)
+{
+    sl__run_snapshot a, b, w;
+    sl__stage_snapshot sa[3], sb[3];
+    three_stages(&a, sa);
+    three_stages(&b, sb);
+    /* in the last 2 s the slow stage kept up: nobody waited on it */
+    b.elapsed_s = 12;
+    sb[0].active_s = sb[1].active_s = sb[2].active_s = 12;
+    sb[0].records_out = 1200;
+    sb[1].records_in = 1200;
+    sb[1].idle_recv_s = 2.2;
+    sb[2].idle_recv_s = 11.8;
+    cr_assert_eq(sl__run_snapshot_window(&b, &a, &w), 0);
+    cr_expect_float_eq(w.elapsed_s, 2, 1e-9);
+    cr_expect_eq(w.stages[0].records_out, 200);
+    cr_expect_float_eq(w.stages[1].idle_recv_s, 1.8, 1e-9);
+    cr_expect_float_eq(w.stages[1].queue_full_s, 0, 1e-9);
+    cr_expect_eq(sl__metrics_bottleneck(&w), 0, "the source, now");
+    cr_expect_eq(sl__metrics_bottleneck(&b), 1, "the slow stage, overall");
+    sl__run_snapshot_fini(&w);
+    a.n_stages = 2;
+    cr_expect_eq(sl__run_snapshot_window(&b, &a, &w), SL_EINVAL);
 }
 
 Test(snapshot, no_bottleneck_when_nothing_is_saturated)
@@ -363,4 +410,24 @@ Test(snapshot, report_tables)
     t = report(&s, true);
     cr_expect(strstr(t, "demo \"p\" succeeded in 10.00s\n") != NULL, "%s", t);
     free(t);
+}
+
+/* ------------------------------------------------------------------ */
+
+Test(snapshot, progress_line)
+{
+    sl__run_snapshot s;
+    sl__stage_snapshot st[3];
+    three_stages(&s, st);
+    st[1].queue_depth = 12;
+    char line[256];
+    sl__metrics_progress_line(&s, 42.25, line, sizeof(line));
+    cr_expect_str_eq(line, "  42.2s  gen 100/s b90% | slow* 100/s q75% b1% | "
+                           "store 100/s q0% b0%");
+    /* narrow: whole stages only, then " ..." */
+    sl__metrics_progress_line(&s, 42.25, line, 40);
+    cr_expect_str_eq(line, "  42.2s  gen 100/s b90% ...");
+    cr_expect_lt(strlen(line), 40);
+    sl__metrics_progress_line(&s, 42.25, line, 5);
+    cr_expect_lt(strlen(line), 5);
 }
