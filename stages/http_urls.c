@@ -62,6 +62,7 @@ static size_t parse_range(const char *s, sl__url_part *part)
     p += 2;
     if (!read_bound(&p, &b, &db, &zb) || *p != '}')
         return 0;
+    memset(part, 0, sizeof(*part));
     part->range = true;
     part->from = a;
     part->to = b;
