@@ -1,37 +1,49 @@
 /*
  * Channels: a bounded lock-free MPMC ring with futex parking.
  *
- * The ring. Each slot has a sequence number (Vyukov's bounded MPMC queue).
- * Positions are 64-bit counters that only grow: `tail` is the next position
- * to send to, `head` the next to receive from; slot i serves positions
- * i, i + cap, i + 2cap, ... A slot is free for position p when its sequence
- * is 2p, and holds the item of p when it is 2p + 1; a receiver frees it for
- * the next lap by storing 2(p + cap). A sender scans forward from the tail
- * while slots are free (up to its batch), claims them all with one CAS on
- * the tail, then writes the items and publishes each slot; a receiver does
- * the same from the head. So a batch costs one CAS per side, and a single
- * item costs one CAS, two cache lines and no lock.
+ * The ring is a plain array of item pointers with four 64-bit counters
+ * that only grow (positions; slot = position mod cap), in the manner of a
+ * multi-producer disruptor:
  *
- * Counters for free: every claimed position is always filled and every
- * received one freed, so `tail` is the number sent and `head` the number
- * received; depth is their difference.
+ *   tail       positions reserved by senders (bit 63: closed)
+ *   committed  positions whose items are written and visible
+ *   head       positions reserved by receivers
+ *   released   positions whose items receivers have taken, free again
+ *
+ * released <= head <= committed <= tail <= released + cap. A sender reserves
+ * up to its whole batch with one CAS on `tail` (room permitting), copies the
+ * items in, waits for earlier senders to commit (they are mid-copy; rarely
+ * any wait) and stores `committed`. A receiver reserves up to its maximum
+ * with one CAS on `head` (as far as `committed`), copies out, waits for
+ * earlier receivers, and stores `released`. So a batch of 64 costs one CAS
+ * and one store per side and moves 8 cache lines of items, and a single
+ * item costs the same two atomic operations per side and no lock. Each
+ * side keeps a cached copy of the other side's counter next to its own, so
+ * it reads the other side's cache line only when the cached value says
+ * "full" (or "empty").
+ *
+ * Counters for free: every reservation is always completed, so `tail` is
+ * the number sent and `head` the number received; depth is the difference.
  *
  * Close is bit 63 of `tail`, set with one atomic OR: a sender's CAS fails
  * once it is set, so no send can succeed after close. A receiver reports
  * SL_ECLOSED only when the bit is set and head has caught up with the tail
- * (a claimed but not yet published slot is still waited for).
+ * (a reserved but not yet committed batch is still waited for).
  *
- * Blocking. Each direction has an event: a futex word `epoch` and a count
- * of `waiters`. A thread that finds the ring full (or empty) first spins
- * briefly, then announces itself (waiters++), re-checks the ring, registers
- * an sl_ctx_waiter and sleeps on the epoch. The other side, after
- * publishing, reads `waiters`: only when someone is waiting does it bump
- * the epoch and make the futex system call. The publish and the announce
- * are seq_cst, so a wake-up cannot be lost (one of the two always sees the
- * other; see event_notify()). A context's wake callback
- * bumps the same epoch and wakes every sleeper of that direction; they
- * re-check their contexts first (cancellation wins). A thread that gives up
- * after sleeping passes one wake-up on, in case it had consumed it.
+ * Blocking. Each kind of wait has an event: a futex word `epoch` and a
+ * count of `waiters`. A thread that finds the ring full (or empty) first
+ * spins briefly, then announces itself (waiters++), re-checks the ring,
+ * registers an sl_ctx_waiter and sleeps on the epoch. The other side,
+ * after storing `committed` (or `released`), reads `waiters`: only when
+ * someone is waiting does it bump the epoch and make the futex system
+ * call. The store and the announce are seq_cst, so a wake-up cannot be
+ * lost (one of the two always sees the other; see event_notify()). A
+ * context's wake callback bumps the same epoch and wakes every sleeper of
+ * that direction; they re-check their contexts first (cancellation wins).
+ * A thread that gives up after sleeping passes one wake-up on, in case it
+ * had consumed it. Waiting for one's turn to commit or release uses two
+ * more events the same way; it cannot be cancelled (the reservation must
+ * be completed) and never waits on anything but a thread that is running.
  *
  * Stats: blocked_send_ns / idle_recv_ns count time from the announce to the
  * wake-up, i.e. only when a thread really had to park; max_depth is kept
@@ -42,6 +54,7 @@
 #include <stdalign.h>
 #include <stdatomic.h>
 #include <stdlib.h>
+#include <string.h>
 #include <time.h>
 
 #include "engine/channel_internal.h"
@@ -52,11 +65,10 @@
 #define CACHE_LINE 64
 #define CLOSED_BIT (UINT64_C(1) << 63)
 #define POS_MASK (CLOSED_BIT - 1)
-/* Slot sequence values: free for position p, or holding p's item. Doubling
- * keeps the two apart even when cap == 1 (p + 1 is the next lap's p). */
-#define SEQ_FREE(p) ((p) * 2)
-#define SEQ_FULL(p) ((p) * 2 + 1)
-/* Re-checks of the ring, with a pause each, before a thread parks. */
+/* Spin iterations (a pause each) before a thread parks: an adaptive
+ * budget per event between these bounds, and a fixed one for turn waits. */
+#define SPIN_MIN 8
+#define SPIN_MAX 256
 #define SPIN_TRIES 200
 
 #if defined(__x86_64__) || defined(__i386__)
@@ -67,34 +79,42 @@
 #define cpu_relax() ((void)0)
 #endif
 
-typedef struct chan_slot {
-    _Atomic uint64_t seq;           /* atomic: position this slot is ready for (see top) */
-    void *item;                     /* written by the claiming sender, read by the claiming receiver */
-} chan_slot;
-
-/* Threads parked in one direction. */
+/* Threads parked for one reason. */
 typedef struct chan_event {
     _Atomic uint32_t epoch;         /* atomic: futex word, bumped to wake sleepers */
     _Atomic uint32_t waiters;       /* atomic: threads announced as about to sleep */
+    _Atomic uint32_t spin;          /* atomic: how long to spin before parking (adaptive) */
 } chan_event;
 
 struct sl_chan {
     /* Immutable after create. */
-    chan_slot *slots;               /* cap slots */
+    void **buf;                     /* cap item slots */
     uint64_t cap;                   /* capacity */
-    uint64_t mask;                  /* cap - 1 when cap is a power of two, else 0 */
+    uint64_t mask;                  /* cap - 1 when cap is a power of two > 1, else 0 */
     sl_free_fn free_item;           /* may be NULL */
 
-    /* Sender side. */
-    alignas(CACHE_LINE) _Atomic uint64_t tail;  /* atomic: next send position | CLOSED_BIT */
+    /* Senders' line. */
+    alignas(CACHE_LINE) _Atomic uint64_t tail;  /* atomic: reserved by senders | CLOSED_BIT */
+    _Atomic uint64_t released_seen; /* atomic: a recent value of released */
     _Atomic uint64_t head_seen;     /* atomic: a recent value of head, for note_depth */
     _Atomic uint64_t max_depth;     /* atomic: high-water mark of depth */
 
-    /* Receiver side. */
-    alignas(CACHE_LINE) _Atomic uint64_t head;  /* atomic: next receive position */
+    /* Written by senders, read by receivers. */
+    alignas(CACHE_LINE) _Atomic uint64_t committed;  /* atomic: items visible below this */
 
-    alignas(CACHE_LINE) chan_event not_empty;   /* receivers waiting for items */
-    alignas(CACHE_LINE) chan_event not_full;    /* senders waiting for room */
+    /* Receivers' line. */
+    alignas(CACHE_LINE) _Atomic uint64_t head;  /* atomic: reserved by receivers */
+    _Atomic uint64_t committed_seen;  /* atomic: a recent value of committed */
+
+    /* Written by receivers, read by senders. */
+    alignas(CACHE_LINE) _Atomic uint64_t released;  /* atomic: slots free below this + cap */
+
+    /* Woken when committed grows: receivers, and senders waiting to commit. */
+    alignas(CACHE_LINE) chan_event not_empty;
+    chan_event commit_turn;
+    /* Woken when released grows: senders, and receivers waiting to release. */
+    alignas(CACHE_LINE) chan_event not_full;
+    chan_event release_turn;
 
     alignas(CACHE_LINE) _Atomic int64_t blocked_send_ns;  /* atomic */
     _Atomic int64_t idle_recv_ns;   /* atomic */
@@ -111,19 +131,19 @@ static int64_t mono_now(void)
 /* ------------------------------------------------------------ events */
 
 /*
- * After publishing: wake up to n sleepers if anyone announced. This is one
- * half of a Dekker pair: the publisher does a seq_cst store of its first
- * slot then a seq_cst load of `waiters`; a waiter does a seq_cst increment
- * of `waiters` then seq_cst loads of the slots. In the single total order
- * of seq_cst operations one of the two comes first, so either the
- * publisher sees the waiter or the waiter sees the slot. (On x86 that is
- * one xchg per operation and plain loads; no fences.)
+ * After storing a counter: wake up to n sleepers if anyone announced. This
+ * is one half of a Dekker pair: the publisher does a seq_cst store of the
+ * counter (committed or released) then a seq_cst load of `waiters`; a
+ * waiter does a seq_cst increment of `waiters` then a seq_cst load of the
+ * counter. In the single total order of seq_cst operations one of the two
+ * comes first, so either the publisher sees the waiter or the waiter sees
+ * the counter. (On x86: one xchg per operation and plain loads.)
  */
-static inline void event_notify(chan_event *ev, int n)
+static inline void event_notify(chan_event *ev, uint64_t n)
 {
     if (atomic_load_explicit(&ev->waiters, memory_order_seq_cst) != 0) {
         atomic_fetch_add_explicit(&ev->epoch, 1, memory_order_release);
-        sl__futex_wake(&ev->epoch, n);
+        sl__futex_wake(&ev->epoch, n > INT_MAX ? INT_MAX : (int)n);
     }
 }
 
@@ -162,13 +182,12 @@ static void event_ctx_wake(sl_ctx_waiter *w)
 /* ------------------------------------------------------------ ring */
 
 /*
- * Keep max_depth exact cheaply. Called by a sender that has claimed
- * positions up to end but not yet published the first, so head <= end and
+ * Keep max_depth exact cheaply. Called by a sender that has reserved
+ * positions up to end but not yet committed them, so head <= end and
  * end - head is the depth including this send. head only grows, so depth
  * computed from an older head is an upper bound: only when that bound
  * beats the current maximum do we read the real head (a cache line owned
- * by the receivers). A stale head_seen from a slower sender just causes
- * one extra read.
+ * by the receivers).
  */
 static inline void note_depth(sl_chan *ch, uint64_t end)
 {
@@ -178,9 +197,9 @@ static inline void note_depth(sl_chan *ch, uint64_t end)
         return;
     uint64_t h = atomic_load_explicit(&ch->head, memory_order_relaxed);
     atomic_store_explicit(&ch->head_seen, h, memory_order_relaxed);
-    uint64_t d = end - h;
     if (h > end)
         return;
+    uint64_t d = end - h;
     while (d > max &&
            !atomic_compare_exchange_weak_explicit(&ch->max_depth, &max, d,
                                                   memory_order_relaxed,
@@ -194,26 +213,58 @@ static inline uint64_t slot_index(const sl_chan *ch, uint64_t pos)
 }
 
 /*
- * Count the consecutive slots from index i (for position pos onwards) whose
- * sequence is want, want + 2, ... — free slots for a sender, full ones for
- * a receiver — up to n. *seq0 gets the first slot's sequence.
+ * Wait until *ctr reaches pos: our turn to commit (or release) after the
+ * reservations before ours. Those belong to threads between their CAS and
+ * their store, which never block on anything but this same kind of turn,
+ * so the wait always ends; it spins first (they are mid-copy), then
+ * yields, then parks on ev. Not cancellable: a reservation must complete.
  */
-static inline size_t ring_scan(const sl_chan *ch, uint64_t i, uint64_t want,
-                               size_t n, uint64_t *seq0)
+static void wait_turn(_Atomic uint64_t *ctr, uint64_t pos, chan_event *ev)
 {
-    size_t k;
-
-    *seq0 = atomic_load_explicit(&ch->slots[i].seq, memory_order_seq_cst);
-    if (*seq0 != want)
-        return 0;
-    for (k = 1; k < n; k++) {
-        if (++i == ch->cap)
-            i = 0;
-        want += 2;
-        if (atomic_load_explicit(&ch->slots[i].seq, memory_order_acquire) != want)
-            break;
+    for (int i = 0; i < SPIN_TRIES; i++) {
+        if (atomic_load_explicit(ctr, memory_order_acquire) == pos)
+            return;
+        cpu_relax();
     }
-    return k;
+    sched_yield();
+    for (;;) {
+        uint32_t epoch = event_announce(ev);
+        if (atomic_load_explicit(ctr, memory_order_seq_cst) == pos) {
+            event_leave(ev, false);
+            return;
+        }
+        sl__futex_wait(&ev->epoch, epoch, INT64_MAX);
+        event_leave(ev, false);
+        if (atomic_load_explicit(ctr, memory_order_acquire) == pos)
+            return;
+    }
+}
+
+/* Copy k items to or from the ring starting at slot i0, wrapping once. */
+static inline void ring_copy_in(sl_chan *ch, uint64_t i0, void *const *items, size_t k)
+{
+    if (k == 1) {
+        ch->buf[i0] = items[0];
+        return;
+    }
+    size_t first = ch->cap - i0 < k ? (size_t)(ch->cap - i0) : k;
+
+    memcpy(&ch->buf[i0], items, first * sizeof(void *));
+    if (first < k)
+        memcpy(&ch->buf[0], items + first, (k - first) * sizeof(void *));
+}
+
+static inline void ring_copy_out(const sl_chan *ch, uint64_t i0, void **out, size_t k)
+{
+    if (k == 1) {
+        out[0] = ch->buf[i0];
+        return;
+    }
+    size_t first = ch->cap - i0 < k ? (size_t)(ch->cap - i0) : k;
+
+    memcpy(out, &ch->buf[i0], first * sizeof(void *));
+    if (first < k)
+        memcpy(out + first, &ch->buf[0], (k - first) * sizeof(void *));
 }
 
 /*
@@ -224,8 +275,7 @@ static inline size_t ring_send(sl_chan *ch, void *const *items, size_t n,
                                bool *closed)
 {
     uint64_t t = atomic_load_explicit(&ch->tail, memory_order_relaxed);
-    uint64_t i0, seq;
-    size_t k;
+    uint64_t k;
 
     *closed = false;
     for (;;) {
@@ -233,48 +283,42 @@ static inline size_t ring_send(sl_chan *ch, void *const *items, size_t n,
             *closed = true;
             return 0;
         }
-        i0 = slot_index(ch, t);
-        k = ring_scan(ch, i0, SEQ_FREE(t), n, &seq);
-        if (k == 0) {
-            if ((int64_t)(seq - SEQ_FREE(t)) < 0) {
-                /* Slot t still holds last lap's item: full, unless our
-                 * view of the tail is stale. */
-                uint64_t t2 = atomic_load_explicit(&ch->tail, memory_order_relaxed);
-                if (t2 == t)
-                    return 0;
-                t = t2;
-            } else {
-                t = atomic_load_explicit(&ch->tail, memory_order_relaxed);
-            }
+        /* Acquire: the receivers' reads of these slots happen before our
+         * writes (through the release stores of released/released_seen). */
+        uint64_t rel = atomic_load_explicit(&ch->released_seen, memory_order_acquire);
+        uint64_t used = t - rel;
+        if (used >= ch->cap || ch->cap - used < n) {
+            rel = atomic_load_explicit(&ch->released, memory_order_seq_cst);
+            atomic_store_explicit(&ch->released_seen, rel, memory_order_release);
+            used = t - rel;
+        }
+        if ((int64_t)used < 0) {
+            /* Our view of the tail is older than released: reload. */
+            t = atomic_load_explicit(&ch->tail, memory_order_relaxed);
             continue;
         }
+        if (used >= ch->cap) {
+            uint64_t t2 = atomic_load_explicit(&ch->tail, memory_order_relaxed);
+            if (t2 == t)
+                return 0;   /* full */
+            t = t2;
+            continue;
+        }
+        k = ch->cap - used < n ? ch->cap - used : n;
         if (atomic_compare_exchange_weak_explicit(&ch->tail, &t, t + k,
                                                   memory_order_relaxed,
                                                   memory_order_relaxed))
             break;
     }
-    /* Before publishing, so receivers cannot have moved head past t. */
+    ring_copy_in(ch, slot_index(ch, t), items, (size_t)k);
     note_depth(ch, t + k);
-    /*
-     * Publish back to front: receivers scan from the first slot, so they
-     * see the whole batch at once and claim it with one CAS instead of
-     * chasing us slot by slot through shared cache lines. The first slot's
-     * store, last, is seq_cst: see event_notify().
-     */
-    if (k > 1) {
-        uint64_t i = i0 + k - 1;
-        if (i >= ch->cap)
-            i -= ch->cap;
-        for (size_t m = k - 1; m > 0; m--) {
-            ch->slots[i].item = items[m];
-            atomic_store_explicit(&ch->slots[i].seq, SEQ_FULL(t + m), memory_order_release);
-            i = i == 0 ? ch->cap - 1 : i - 1;
-        }
-    }
-    ch->slots[i0].item = items[0];
-    atomic_store_explicit(&ch->slots[i0].seq, SEQ_FULL(t), memory_order_seq_cst);
-    event_notify(&ch->not_empty, (int)k);
-    return k;
+    if (atomic_load_explicit(&ch->committed, memory_order_acquire) != t)
+        wait_turn(&ch->committed, t, &ch->commit_turn);
+    /* Release for the items; seq_cst for the waiters check below. */
+    atomic_store_explicit(&ch->committed, t + k, memory_order_seq_cst);
+    event_notify(&ch->not_empty, k);
+    event_notify(&ch->commit_turn, INT_MAX);
+    return (size_t)k;
 }
 
 /*
@@ -284,16 +328,18 @@ static inline size_t ring_send(sl_chan *ch, void *const *items, size_t n,
 static inline size_t ring_recv(sl_chan *ch, void **out, size_t max, bool *closed)
 {
     uint64_t h = atomic_load_explicit(&ch->head, memory_order_relaxed);
-    uint64_t i0, seq;
-    size_t k;
+    uint64_t k;
 
     *closed = false;
     for (;;) {
-        i0 = slot_index(ch, h);
-        k = ring_scan(ch, i0, SEQ_FULL(h), max, &seq);
-        if (k == 0) {
-            if ((int64_t)(seq - SEQ_FULL(h)) < 0) {
-                /* Nothing published at h: empty, in flight, or stale h. */
+        /* Acquire: the senders' writes of these items happen before our
+         * reads (through the release stores of committed/committed_seen). */
+        uint64_t com = atomic_load_explicit(&ch->committed_seen, memory_order_acquire);
+        if ((int64_t)(com - h) <= 0) {
+            com = atomic_load_explicit(&ch->committed, memory_order_seq_cst);
+            atomic_store_explicit(&ch->committed_seen, com, memory_order_release);
+            if (com == h) {
+                /* Empty for us: closed and drained, or wait. */
                 uint64_t t = atomic_load_explicit(&ch->tail, memory_order_acquire);
                 uint64_t h2 = atomic_load_explicit(&ch->head, memory_order_relaxed);
                 if (h2 != h) {
@@ -303,30 +349,24 @@ static inline size_t ring_recv(sl_chan *ch, void **out, size_t max, bool *closed
                 *closed = (t & CLOSED_BIT) && (t & POS_MASK) == h;
                 return 0;
             }
-            h = atomic_load_explicit(&ch->head, memory_order_relaxed);
-            continue;
+            if ((int64_t)(com - h) < 0) {
+                h = atomic_load_explicit(&ch->head, memory_order_relaxed);
+                continue;
+            }
         }
+        k = com - h < max ? com - h : max;
         if (atomic_compare_exchange_weak_explicit(&ch->head, &h, h + k,
                                                   memory_order_relaxed,
                                                   memory_order_relaxed))
             break;
     }
-    /* Free back to front for the same reason as ring_send publishes so. */
-    if (k > 1) {
-        uint64_t i = i0 + k - 1;
-        if (i >= ch->cap)
-            i -= ch->cap;
-        for (size_t m = k - 1; m > 0; m--) {
-            out[m] = ch->slots[i].item;
-            atomic_store_explicit(&ch->slots[i].seq, SEQ_FREE(h + m + ch->cap),
-                                  memory_order_release);
-            i = i == 0 ? ch->cap - 1 : i - 1;
-        }
-    }
-    out[0] = ch->slots[i0].item;
-    atomic_store_explicit(&ch->slots[i0].seq, SEQ_FREE(h + ch->cap), memory_order_seq_cst);
-    event_notify(&ch->not_full, (int)k);
-    return k;
+    ring_copy_out(ch, slot_index(ch, h), out, (size_t)k);
+    if (atomic_load_explicit(&ch->released, memory_order_acquire) != h)
+        wait_turn(&ch->released, h, &ch->release_turn);
+    atomic_store_explicit(&ch->released, h + k, memory_order_seq_cst);
+    event_notify(&ch->not_full, k);
+    event_notify(&ch->release_turn, INT_MAX);
+    return (size_t)k;
 }
 
 /* ------------------------------------------------------------ lifetime */
@@ -344,27 +384,28 @@ int sl_chan_create(size_t capacity, sl_free_fn free_item, sl_chan **out)
     ch = aligned_alloc(CACHE_LINE, (sizeof(*ch) + CACHE_LINE - 1) / CACHE_LINE * CACHE_LINE);
     if (ch == NULL)
         return SL_ENOMEM;
-    ch->slots = aligned_alloc(CACHE_LINE, (capacity * sizeof(chan_slot) + CACHE_LINE - 1)
-                                              / CACHE_LINE * CACHE_LINE);
-    if (ch->slots == NULL)
+    memset(ch, 0, sizeof(*ch));
+    ch->buf = aligned_alloc(CACHE_LINE, (capacity * sizeof(void *) + CACHE_LINE - 1)
+                                            / CACHE_LINE * CACHE_LINE);
+    if (ch->buf == NULL)
         goto out_free_ch;
-    for (size_t i = 0; i < capacity; i++) {
-        atomic_init(&ch->slots[i].seq, SEQ_FREE(i));
-        ch->slots[i].item = NULL;
-    }
     ch->cap = capacity;
-    ch->mask = (capacity & (capacity - 1)) == 0 ? capacity - 1 : 0;
-    if (capacity == 1)
-        ch->mask = 0;   /* pos % 1; a mask of 0 would mean "not a power of two" */
+    ch->mask = capacity > 1 && (capacity & (capacity - 1)) == 0 ? capacity - 1 : 0;
     ch->free_item = free_item;
     atomic_init(&ch->tail, 0);
+    atomic_init(&ch->released_seen, 0);
     atomic_init(&ch->head_seen, 0);
     atomic_init(&ch->max_depth, 0);
+    atomic_init(&ch->committed, 0);
     atomic_init(&ch->head, 0);
-    atomic_init(&ch->not_empty.epoch, 0);
-    atomic_init(&ch->not_empty.waiters, 0);
-    atomic_init(&ch->not_full.epoch, 0);
-    atomic_init(&ch->not_full.waiters, 0);
+    atomic_init(&ch->committed_seen, 0);
+    atomic_init(&ch->released, 0);
+    chan_event *evs[] = { &ch->not_empty, &ch->commit_turn, &ch->not_full, &ch->release_turn };
+    for (size_t i = 0; i < 4; i++) {
+        atomic_init(&evs[i]->epoch, 0);
+        atomic_init(&evs[i]->waiters, 0);
+        atomic_init(&evs[i]->spin, SPIN_MAX / 2);
+    }
     atomic_init(&ch->blocked_send_ns, 0);
     atomic_init(&ch->idle_recv_ns, 0);
     *out = ch;
@@ -382,9 +423,9 @@ void sl_chan_destroy(sl_chan *ch)
     uint64_t t = atomic_load(&ch->tail) & POS_MASK;
     if (ch->free_item != NULL) {
         for (uint64_t p = atomic_load(&ch->head); p != t; p++)
-            ch->free_item(ch->slots[slot_index(ch, p)].item);
+            ch->free_item(ch->buf[slot_index(ch, p)]);
     }
-    free(ch->slots);
+    free(ch->buf);
     free(ch);
 }
 
@@ -406,21 +447,46 @@ static void chan_free_items(sl_chan *ch, void **items, size_t n)
  */
 typedef size_t (*chan_try_fn)(sl_chan *ch, void *op, bool *closed);
 
-static int chan_wait(sl_chan *ch, chan_event *ev, sl_ctx *ctx, chan_try_fn try,
-                     void *op, size_t *got, _Atomic int64_t *stat_ns)
+static int chan_wait(sl_chan *ch, chan_event *ev, _Atomic uint64_t *watch,
+                     sl_ctx *ctx, chan_try_fn try, void *op, size_t *got,
+                     _Atomic int64_t *stat_ns)
 {
     bool closed = false;
+    uint64_t seen = atomic_load_explicit(watch, memory_order_relaxed);
+    uint32_t ep = atomic_load_explicit(&ev->epoch, memory_order_relaxed);
+    uint32_t budget = atomic_load_explicit(&ev->spin, memory_order_relaxed);
 
-    for (int i = 0; i < SPIN_TRIES; i++) {
+    /*
+     * Spin reading only the counter the other side moves and our event's
+     * epoch (which close bumps), not the lines the other side is writing,
+     * and retry the operation when one of them changes. Spinning only pays
+     * when the other side is running on another CPU at the same time; on
+     * an oversubscribed machine it is wasted, so the budget adapts: it
+     * grows when a spin succeeds and halves when one runs out.
+     */
+    for (uint32_t i = 0; i < budget; i++) {
         cpu_relax();
+        if (atomic_load_explicit(watch, memory_order_relaxed) == seen &&
+            atomic_load_explicit(&ev->epoch, memory_order_relaxed) == ep &&
+            !sl_ctx_is_done(ctx))
+            continue;
         *got = try(ch, op, &closed);
-        if (*got > 0)
+        if (*got > 0) {
+            if (budget < SPIN_MAX)
+                atomic_store_explicit(&ev->spin, budget * 2 > SPIN_MAX ? SPIN_MAX : budget * 2,
+                                      memory_order_relaxed);
             return 0;
+        }
         if (closed)
             return SL_ECLOSED;
         if (sl_ctx_is_done(ctx))
             return sl_ctx_err(ctx);
+        seen = atomic_load_explicit(watch, memory_order_relaxed);
+        ep = atomic_load_explicit(&ev->epoch, memory_order_relaxed);
     }
+    if (budget > SPIN_MIN)
+        atomic_store_explicit(&ev->spin, budget / 2 < SPIN_MIN ? SPIN_MIN : budget / 2,
+                              memory_order_relaxed);
     sched_yield();
 
     sl_ctx_waiter w = { .wake = event_ctx_wake, .arg = ev };
@@ -489,8 +555,8 @@ static int chan_send_n(sl_chan *ch, sl_ctx *ctx, void **items, size_t n)
         }
         if (op.done == n)
             return 0;
-        rc = chan_wait(ch, &ch->not_full, ctx, send_try, &op, &got,
-                       &ch->blocked_send_ns);
+        rc = chan_wait(ch, &ch->not_full, &ch->released, ctx, send_try, &op,
+                       &got, &ch->blocked_send_ns);
         if (rc != 0)
             break;
         if (op.done == n)
@@ -572,8 +638,8 @@ static int chan_recv_n(sl_chan *ch, sl_ctx *ctx, void **out, size_t max,
             return 0;
         if (closed)
             return SL_ECLOSED;
-        rc = chan_wait(ch, &ch->not_empty, ctx, recv_try, &op, got,
-                       &ch->idle_recv_ns);
+        rc = chan_wait(ch, &ch->not_empty, &ch->committed, ctx, recv_try, &op,
+                       got, &ch->idle_recv_ns);
         if (rc != 0) {
             *got = 0;
             return rc;

@@ -76,9 +76,12 @@ static void show_progress(void *arg, sl__run *run)
     }
     if (width - 1 < sizeof(line))
         line[width - 1] = '\0';
+    flockfile(stderr);
     fprintf(stderr, "\r\033[K%s", line);
     fflush(stderr);
+    funlockfile(stderr);
     p->shown = true;
+    sl__log_set_clear_line(true);
     if (p->has_prev)
         sl__run_snapshot_fini(&p->prev);
     p->prev = snap;
@@ -213,8 +216,10 @@ static int run_loaded(const sl__loaded *l, const run_args *a)
     sl__run_wait(run, &res);
     sl__signals_stop(sig);
 
-    if (prog.shown)
+    if (prog.shown) {
+        sl__log_set_clear_line(false);
         fputs("\r\033[K", stderr);
+    }
     if (!a->quiet) {
         sl__run_snapshot snap;
         if (sl__run_snapshot_take(run, NULL, &snap) == 0) {

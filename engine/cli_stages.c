@@ -4,6 +4,7 @@
  * files. `sluice stages --markdown DIR` writes the stage reference pages
  * (one page per type, for docs/stages/) from those tables too.
  */
+#include <ctype.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -11,6 +12,7 @@
 #include <sys/stat.h>
 
 #include "engine/cli.h"
+#include "engine/options.h"
 #include "sluice/error.h"
 
 static const char stages_usage[] =
@@ -40,6 +42,15 @@ static const char *kind_word(const sl_stage_desc *d)
     return "?";
 }
 
+/* A bound as written: whole numbers in full ("1073741824"), else "%g". */
+static void bound_text(double v, char *buf, size_t size)
+{
+    if (v == (double)(long long)v && v > -1e18 && v < 1e18)
+        snprintf(buf, size, "%lld", (long long)v);
+    else
+        snprintf(buf, size, "%g", v);
+}
+
 /* "1..100", "jsonl|csv", or "" */
 static void range_text(const sl_option *o, char *buf, size_t size)
 {
@@ -47,7 +58,15 @@ static void range_text(const sl_option *o, char *buf, size_t size)
     if (o->type == SL_OPT_ENUM && o->choices != NULL) {
         snprintf(buf, size, "%s", o->choices);
     } else if (o->min != o->max) {
-        snprintf(buf, size, "%g..%g", o->min, o->max);
+        char lo[32], hi[32];
+        if (o->type == SL_OPT_DURATION) {
+            sl__format_duration((int64_t)o->min, lo, sizeof(lo));
+            sl__format_duration((int64_t)o->max, hi, sizeof(hi));
+        } else {
+            bound_text(o->min, lo, sizeof(lo));
+            bound_text(o->max, hi, sizeof(hi));
+        }
+        snprintf(buf, size, "%s..%s", lo, hi);
     }
 }
 
@@ -158,8 +177,11 @@ static void md_form(FILE *f, const sl_stage_desc *d, const char *origin,
     if (two_forms)
         fprintf(f, "## As a %s stage (%s)\n\n", kind_word(d),
                 d->kind == SL_STAGE_SOURCE ? "no input" : "with an input");
-    if (d->summary != NULL)
-        fprintf(f, "%s.\n\n", d->summary);
+    if (d->summary != NULL && d->summary[0] != '\0') {
+        size_t n = strlen(d->summary);
+        fprintf(f, "%c%s%s\n\n", toupper((unsigned char)d->summary[0]),
+                d->summary + 1, d->summary[n - 1] == '.' ? "" : ".");
+    }
     if (strcmp(origin, "built-in") != 0)
         fprintf(f, "Provided by the plugin `%s`.\n\n", origin);
     if (d->options == NULL || d->options[0].key == NULL) {

@@ -432,7 +432,10 @@ static void stage_type(sl_loadctx *c, sl_stage_conf *st, const sl_node *map,
         err_node(c, map, "%s: missing required key 'type'", what);
         return;
     }
-    const char *s = want_string(c, v, "type");
+    /* `type: null` names the null sink; YAML would read it as a null. */
+    const char *s = v->kind == SL_NODE_SCALAR && strcmp(v->text, "null") == 0
+                        ? v->text
+                        : want_string(c, v, "type");
     if (s == NULL)
         return;
     st->type = dup_or_nomem(c, s);

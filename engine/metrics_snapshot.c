@@ -334,8 +334,8 @@ static void human(double v, char *buf, size_t size)
         snprintf(buf, size, "%.3gM", v / 1e6);
     else if (v >= 1e4)
         snprintf(buf, size, "%.3gk", v / 1e3);
-    else if (v == (double)(long long)v)
-        snprintf(buf, size, "%lld", (long long)v);
+    else if (v >= 100 || v == (double)(long long)v)
+        snprintf(buf, size, "%.0f", v);
     else
         snprintf(buf, size, "%.3g", v);
 }

@@ -291,7 +291,7 @@ static int run_emit(sl_stage_ctx *sc, sl_record *rec)
         return 0;
     outbox *first = &w->outs[0];
     size_t n = atomic_load_explicit(&first->n, memory_order_relaxed);
-    if (n >= SL__OUTBOX_BATCH ||
+    if (n >= run->batch ||
         (n > 0 && w->now_ns - first->first_ns >= SL__OUTBOX_MAX_AGE_NS))
         rc = flush_outboxes(w);
     return rc;
@@ -426,7 +426,8 @@ static int attempt(run_worker *w, sl_record *rec, bool *consumed)
         *consumed = false;
         return sl_stage_error(&w->sc, SL_EBREAKER, "circuit breaker open");
     }
-    int64_t t0 = sl__run_now();
+    /* now_ns was read after the last receive or call: no clock read here */
+    int64_t t0 = w->now_ns;
     atomic_store_explicit(&w->counters.heartbeat_ns, t0, memory_order_relaxed);
     sl__worker_set_state(&w->counters, SL__WS_PROCESSING);
     int rc = call_process(w, rec);
@@ -450,12 +451,15 @@ static int process_one(run_worker *w, sl_record *rec)
     sl__run *run = st->run;
 
     sl__count(&w->counters.records_in, 1);
-    sl__count(&w->counters.bytes_in, sl_record_size(rec));
+    sl__count(&w->counters.bytes_in, 
+              sl__record_bytes(&w->sc.size_in, rec));
     w->dirty = true;
-    if (st->limiter != NULL &&
-        sl_limiter_wait(st->limiter, run->root, 1) != 0) {
-        sl_record_free(rec);
-        return STEP_STOP;
+    if (st->limiter != NULL) {
+        if (sl_limiter_wait(st->limiter, run->root, 1) != 0) {
+            sl_record_free(rec);
+            return STEP_STOP;
+        }
+        w->now_ns = sl__run_now();   /* the wait is not the stage's latency */
     }
     bool consumed = false;
     int rc = attempt(w, rec, &consumed);
@@ -559,7 +563,7 @@ static int timed_recv(run_worker *w, sl_record **items, size_t *got,
     if (mu != NULL)
         pthread_mutex_lock(mu);
     int rc = sl_chan_recv_batch(st->in, st->run->root, (void **)items,
-                                SL__OUTBOX_BATCH, got);
+                                st->run->batch, got);
     if (mu != NULL)
         pthread_mutex_unlock(mu);
     int64_t t1 = sl__run_now();
@@ -590,7 +594,7 @@ static int consumer_recv(run_worker *w, sl_record **items, size_t *got)
     if (pthread_mutex_trylock(&st->recv_mu) == 0) {
         if (sl_chan_len(st->in) > 0) {
             rc = sl_chan_recv_batch(st->in, st->run->root, (void **)items,
-                                    SL__OUTBOX_BATCH, got);
+                                    st->run->batch, got);
             pthread_mutex_unlock(&st->recv_mu);
             return rc;
         }
@@ -713,7 +717,7 @@ static void ordered_loop(run_worker *w)
         pthread_mutex_lock(&st->recv_mu);
         uint64_t ticket = st->next_ticket++;
         int rc = sl_chan_recv_batch(st->in, st->run->root, (void **)items,
-                                    SL__OUTBOX_BATCH, &got);
+                                    st->run->batch, &got);
         pthread_mutex_unlock(&st->recv_mu);
         w->now_ns = sl__run_now();
         add_ns(&w->idle_recv_ns, w->now_ns - t0);
@@ -1227,6 +1231,8 @@ int sl__run_create(const sl__run_opts *opts, sl_diag *diag, sl__run **out)
     run->cfg = cfg;
     run->pipeline = cfg->name != NULL ? cfg->name : "pipeline";
     run->clock = opts->clock != NULL ? opts->clock : sl_clock_real();
+    run->batch = opts->batch > 0 && opts->batch < SL__OUTBOX_BATCH
+                     ? opts->batch : SL__OUTBOX_BATCH;
     pthread_mutex_init(&run->dl_mu, NULL);
     run->metrics_interval_ns = cfg->metrics.interval_ns > 0
                                    ? cfg->metrics.interval_ns : SL_NS_PER_S;

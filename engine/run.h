@@ -81,6 +81,9 @@ typedef struct sl__run_opts {
     sl__run_progress_fn progress;/* may be NULL */
     void *progress_arg;
     int64_t progress_interval_ns;/* 0 = 500 ms */
+    size_t batch;                /* records per hand-over, 1..64; 0 = 64.
+                                    1 sends and receives one at a time
+                                    (for comparison: bench_run) */
 } sl__run_opts;
 
 /*

@@ -89,6 +89,7 @@ struct sl__run {
     const sl_config *cfg;       /* immutable; borrowed */
     const char *pipeline;       /* immutable */
     const sl_clock *clock;      /* immutable: the stages' clock */
+    size_t batch;               /* immutable: records per hand-over, 1..64 */
     size_t n_stages;            /* immutable */
     run_stage *stages;          /* immutable array */
     sl_ctx *root;               /* cancelled on failure / forced stop */

@@ -95,6 +95,8 @@ static int expand_pattern(file_source *fs, sl_stage_ctx *sc, const char *pattern
 static int file_source_init(void *state, sl_stage_ctx *sc)
 {
     file_source *fs = state;
+    if (fs->max_line < 1)
+        return sl_stage_error(sc, SL_ECONFIG, "max_line must be at least 1 byte");
     sl__line_reader_init(&fs->lr, (size_t)fs->max_line, -1);
     bool have_path = fs->path != NULL && fs->path[0] != '\0';
     if (have_path && fs->paths.n > 0)
@@ -214,7 +216,7 @@ static const sl_option file_source_options[] = {
      "file to read; a glob pattern (* ? [..] {a,b}) reads every match in sorted order"},
     {SL_OPT_STRING_LIST, "paths", NULL, 0, offsetof(file_source, paths), 0, 0, NULL,
      "several files or glob patterns, read in the order given (instead of path)"},
-    {SL_OPT_SIZE, "max_line", "16MiB", 0, offsetof(file_source, max_line), 1, 1073741824.0, NULL,
+    {SL_OPT_SIZE, "max_line", "16MiB", 0, offsetof(file_source, max_line), 0, 0, NULL,
      "longest line accepted; a longer one fails with file:line"},
     SL_OPTIONS_END,
 };

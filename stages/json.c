@@ -5,7 +5,8 @@
  * {"value": v}. With `split: true` a top-level array becomes one record per
  * element (each with the record's position; an empty array drops the
  * record). The payload is cleared once parsed. A parse error names the
- * record's position: "events.jsonl line 12: '}' expected at column 7".
+ * record's position:
+ *   events.jsonl line 12: string or '}' expected near end of file at column 25
  */
 #include <stdio.h>
 #include <string.h>
@@ -24,7 +25,8 @@ typedef struct json_stage {
 static int json_init(void *state, sl_stage_ctx *sc)
 {
     json_stage *js = state;
-    (void)sc;
+    if (js->max_bytes < 1)
+        return sl_stage_error(sc, SL_ECONFIG, "max_bytes must be at least 1 byte");
     js->limits.max_depth = (size_t)js->max_depth;
     js->limits.max_bytes = (size_t)js->max_bytes;
     return 0;
@@ -139,7 +141,7 @@ static const sl_option json_options[] = {
      "a top-level array becomes one record per element"},
     {SL_OPT_INT, "max_depth", "512", 0, offsetof(json_stage, max_depth), 1, 100000, NULL,
      "deepest nesting of arrays and objects accepted"},
-    {SL_OPT_SIZE, "max_bytes", "16MiB", 0, offsetof(json_stage, max_bytes), 1, 1073741824.0, NULL,
+    {SL_OPT_SIZE, "max_bytes", "16MiB", 0, offsetof(json_stage, max_bytes), 0, 0, NULL,
      "largest document accepted"},
     SL_OPTIONS_END,
 };

@@ -26,6 +26,7 @@
  * stays held and is written again on the next record or flush.
  */
 #include <errno.h>
+#include <stdarg.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -92,6 +93,8 @@ typedef struct sqlite_sink {
     sq_json *jsons;             /* their parameters */
     size_t cap_jsons;           /* entries allocated in jsons */
     char msg[1024];             /* why the last internal call failed */
+    bool db_failed;             /* it was SQLite that failed (vs. the record) */
+    bool msg_set;               /* msg describes the last failure */
 } sqlite_sink;
 
 /* ---------------------------------------------------------------- errors */
@@ -131,7 +134,38 @@ static int sq_fail(sqlite_sink *sq, int rc, const char *doing)
     else
         snprintf(sq->msg, sizeof(sq->msg), "%s: table %s: %s: %s", sq->path, sq->table,
                  doing, m);
+    sq->db_failed = true;
+    sq->msg_set = true;
     return sq_code(rc);
+}
+
+/* Note a record the table cannot take (nothing was written); returns
+ * SL_EINVAL. */
+static int sq_invalid(sqlite_sink *sq, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+static int sq_invalid(sqlite_sink *sq, const char *fmt, ...)
+{
+    int n = snprintf(sq->msg, sizeof(sq->msg), "%s: table %s: ", sq->path, sq->table);
+    if (n > 0 && (size_t)n < sizeof(sq->msg)) {
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(sq->msg + n, sizeof(sq->msg) - (size_t)n, fmt, ap);
+        va_end(ap);
+    }
+    sq->db_failed = false;
+    sq->msg_set = true;
+    return SL_EINVAL;
+}
+
+/* The description of the last failure; one that left none was a failed
+ * allocation. */
+static const char *sq_message(sqlite_sink *sq)
+{
+    if (!sq->msg_set) {
+        snprintf(sq->msg, sizeof(sq->msg), "%s: table %s: out of memory", sq->path, sq->table);
+        sq->msg_set = true;
+    }
+    return sq->msg;
 }
 
 /* ---------------------------------------------------------------- SQL text */
@@ -405,8 +439,7 @@ static int make_entry(sqlite_sink *sq, const sl_value *fields, sq_stmt **out)
 {
     int rc;
     if (sq->ukey != NULL && sl_object_get(fields, sq->ukey) == NULL) {
-        snprintf(sq->msg, sizeof(sq->msg), "record has no key field '%s'", sq->ukey);
-        return SL_EINVAL;
+        return sq_invalid(sq, "the record has no key field '%s'", sq->ukey);
     }
     if (!sq->table_known && (rc = load_table(sq)) < 0)
         return rc;
@@ -511,8 +544,7 @@ static int bind_row(sqlite_sink *sq, sq_stmt *e, const sl_value *fields, bool ch
         switch (sl_value_type(v)) {
         case SL_TYPE_NULL:
             if (i == e->key_col) {
-                snprintf(sq->msg, sizeof(sq->msg), "key field '%s' is null", sq->ukey);
-                return SL_EINVAL;
+                return sq_invalid(sq, "key field '%s' is null", sq->ukey);
             }
             rc = sqlite3_bind_null(st, i + 1);
             break;
@@ -561,9 +593,10 @@ static int bind_row(sqlite_sink *sq, sq_stmt *e, const sl_value *fields, bool ch
 static int insert_row(sqlite_sink *sq, const sl_record *rec)
 {
     const sl_value *fields = sl_record_fields(rec);
+    sq->msg_set = false;
+    sq->db_failed = false;
     if (sl_object_len(fields) == 0) {
-        snprintf(sq->msg, sizeof(sq->msg), "record has no fields");
-        return SL_EINVAL;
+        return sq_invalid(sq, "the record has no fields");
     }
     sq_stmt *e = sq->last;
     int rc = 1;
@@ -602,10 +635,14 @@ static int begin_batch(sqlite_sink *sq)
 static void abort_batch(sqlite_sink *sq)
 {
     if (!sqlite3_get_autocommit(sq->db)) {
+        /* Keep the description of the failure that brought us here. */
         char keep[sizeof(sq->msg)];
+        bool db_failed = sq->db_failed, msg_set = sq->msg_set;
         memcpy(keep, sq->msg, sizeof(keep));
         (void)step_done(sq, sq->rollback, "rolling back");
         memcpy(sq->msg, keep, sizeof(keep));
+        sq->db_failed = db_failed;
+        sq->msg_set = msg_set;
     }
     sq->in_txn = false;
     forget_schema(sq);
@@ -663,18 +700,22 @@ static int sqlite_process(void *state, sl_stage_ctx *sc, sl_record *rec)
         if (sq->in_txn)
             abort_batch(sq);
         sq->need_replay = sq->n_pending > 0;
-        return sl_stage_error(sc, rc, "%s", sq->msg);
+        return sl_stage_error(sc, rc, "%s", sq_message(sq));
     }
     rc = insert_row(sq, rec);
+    if (rc < 0 && !sq->db_failed)   /* refused before SQLite saw it */
+        return sl_stage_error(sc, rc, "%s: %s", sl__record_where(rec, where, sizeof(where)),
+                              sq_message(sq));
     if (rc < 0) {
         int code = rc;
         char msg[sizeof(sq->msg)];
-        memcpy(msg, sq->msg, sizeof(msg));
+        memcpy(msg, sq_message(sq), sizeof(msg));
         abort_batch(sq);
         /* Write the good rows again now; if that fails too, next time. */
         if (sq->n_pending > 0 && replay(sq) < 0) {
             sq->need_replay = true;
-            sl_stage_log(sc, SL_LOG_WARN, "%s (the batch is held and retried)", sq->msg);
+            sl_stage_log(sc, SL_LOG_WARN, "%s (the batch is held and retried)",
+                         sq_message(sq));
         }
         return sl_stage_error(sc, code, "%s: %s",
                               sl__record_where(rec, where, sizeof(where)), msg);
@@ -689,7 +730,7 @@ static int sqlite_process(void *state, sl_stage_ctx *sc, sl_record *rec)
         sq->pending_bytes -= sq->row_bytes;
         abort_batch(sq);
         sq->need_replay = sq->n_pending > 0;
-        return sl_stage_error(sc, rc, "%s", sq->msg);
+        return sl_stage_error(sc, rc, "%s", sq_message(sq));
     }
     return 0;
 }
@@ -702,7 +743,7 @@ static int sqlite_flush(void *state, sl_stage_ctx *sc)
             int rc = step_done(sq, sq->commit, "committing");
             sq->in_txn = false;
             if (rc < 0)
-                return sl_stage_error(sc, rc, "%s", sq->msg);
+                return sl_stage_error(sc, rc, "%s", sq_message(sq));
         }
         return 0;
     }
@@ -712,7 +753,7 @@ static int sqlite_flush(void *state, sl_stage_ctx *sc)
     if (rc < 0) {
         abort_batch(sq);
         sq->need_replay = true;
-        return sl_stage_error(sc, rc, "%s", sq->msg);
+        return sl_stage_error(sc, rc, "%s", sq_message(sq));
     }
     return 0;
 }
@@ -801,7 +842,7 @@ static int sqlite_init(void *state, sl_stage_ctx *sc)
         if (e != 0 && rc == SL_EIO)
             return sl_stage_error(sc, sl__errno_code(e), "%s (%s)", sq->msg,
                                   sl__errno_text(e, ebuf, sizeof(ebuf)));
-        return sl_stage_error(sc, rc, "%s", sq->msg);
+        return sl_stage_error(sc, rc, "%s", sq_message(sq));
     }
     return 0;
 }
@@ -838,7 +879,7 @@ static const sl_option sqlite_options[] = {
      "upsert on this field: a row with the same key is updated, not added"},
     {SL_OPT_ENUM, "synchronous", "normal", 0, offsetof(sqlite_sink, synchronous), 0, 0,
      "off|normal|full", "SQLite's synchronous setting: durability against speed"},
-    {SL_OPT_DURATION, "busy_timeout", "5s", 0, offsetof(sqlite_sink, busy_timeout), 0, 3.6e12, NULL,
+    {SL_OPT_DURATION, "busy_timeout", "5s", 0, offsetof(sqlite_sink, busy_timeout), 0, 0, NULL,
      "how long to wait for another writer's lock before failing"},
     {SL_OPT_SIZE, "max_size", "0", 0, offsetof(sqlite_sink, max_size), 0, 0, NULL,
      "largest the database may grow (0: no limit); reaching it fails like a full disk"},

@@ -44,6 +44,8 @@ static int stdin_init(void *state, sl_stage_ctx *sc)
     char ebuf[128];
     if (sl_stage_worker_count(sc) > 1)
         return sl_stage_error(sc, SL_ECONFIG, "stdin is read by one worker (workers: 1)");
+    if (st->max_line < 1)
+        return sl_stage_error(sc, SL_ECONFIG, "max_line must be at least 1 byte");
     if (pipe2(st->wake, O_CLOEXEC | O_NONBLOCK) < 0) {
         int e = errno;
         return sl_stage_error(sc, sl__errno_code(e), "pipe: %s",
@@ -133,7 +135,7 @@ static void stdin_destroy(void *state)
 }
 
 static const sl_option stdin_options[] = {
-    {SL_OPT_SIZE, "max_line", "16MiB", 0, offsetof(stdin_source, max_line), 1, 1073741824.0, NULL,
+    {SL_OPT_SIZE, "max_line", "16MiB", 0, offsetof(stdin_source, max_line), 0, 0, NULL,
      "longest line accepted; a longer one fails the run"},
     SL_OPTIONS_END,
 };

@@ -11,8 +11,18 @@ import (
 	"os"
 	"strconv"
 	"sync"
+	"syscall"
 	"time"
 )
+
+// cpuNow is the process CPU time (user + system, all threads).
+func cpuNow() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
 
 const capacity = 1024
 const batch = 64
@@ -138,7 +148,8 @@ func main() {
 		{"mpmc_single", 2, 2, false},
 		{"mpmc_batch", 2, 2, true},
 	}
-	fmt.Printf("%-12s %10s %9s %10s %8s\n", "workload", "items", "seconds", "Mitems/s", "ns/item")
+	fmt.Printf("%-12s %10s %9s %10s %8s %9s\n", "workload", "items", "seconds", "Mitems/s",
+		"ns/item", "cpu_ns/it")
 	status := 0
 	for _, w := range workloads {
 		if !wanted(w.name) {
@@ -146,11 +157,13 @@ func main() {
 		}
 		var d time.Duration
 		var s, n uint64
+		cpu0 := cpuNow()
 		if w.batched {
 			d, s, n = runBatch(items, w.producers, w.consumers)
 		} else {
 			d, s, n = runSingle(items, w.producers, w.consumers)
 		}
+		cpu := cpuNow() - cpu0
 		total := items / uint64(w.producers) * uint64(w.producers)
 		if n != total || s != total*(total+1)/2 {
 			fmt.Fprintf(os.Stderr, "%s: received %d items, wrong sum\n", w.name, n)
@@ -158,8 +171,9 @@ func main() {
 			continue
 		}
 		sec := d.Seconds()
-		fmt.Printf("%-12s %10d %9.3f %10.2f %8.2f\n", w.name, total, sec,
-			float64(total)/sec/1e6, float64(d.Nanoseconds())/float64(total))
+		fmt.Printf("%-12s %10d %9.3f %10.2f %8.2f %9.2f\n", w.name, total, sec,
+			float64(total)/sec/1e6, float64(d.Nanoseconds())/float64(total),
+			float64(cpu.Nanoseconds())/float64(total))
 	}
 	os.Exit(status)
 }

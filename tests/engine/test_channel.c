@@ -414,6 +414,36 @@ Test(channel, batch_ops_single_thread)
     sl_chan_destroy(ch);
 }
 
+Test(channel, batches_wrap_around_an_odd_ring)
+{
+    sl_chan *ch;
+    void *in[5], *out[5];
+    size_t got;
+
+    cr_assert_eq(sl_chan_create(5, NULL, &ch), 0);
+    for (uintptr_t lap = 0; lap < 7; lap++) {
+        /* Start each lap at a different offset so every split is hit. */
+        cr_assert_eq(sl_chan_send(ch, NULL, (void *)(lap + 100)), 0);
+        cr_assert_eq(sl_chan_recv(ch, NULL, out), 0);
+        cr_assert_eq(out[0], (void *)(lap + 100));
+        for (uintptr_t i = 0; i < 5; i++)
+            in[i] = (void *)(lap * 10 + i + 1);
+        cr_assert_eq(sl_chan_send_batch(ch, NULL, in, 5), 0);
+        cr_assert_eq(sl_chan_len(ch), 5);
+        cr_assert_eq(sl_chan_try_send(ch, (void *)1), SL_EAGAIN);
+        cr_assert_eq(sl_chan_recv_batch(ch, NULL, out, 5, &got), 0);
+        cr_assert_eq(got, 5);
+        for (uintptr_t i = 0; i < 5; i++)
+            cr_assert_eq(out[i], in[i], "lap %zu item %zu", (size_t)lap, (size_t)i);
+    }
+    sl_chan_stats st;
+    sl_chan_stats_get(ch, &st);
+    cr_assert_eq(st.sent, 7 * 6);
+    cr_assert_eq(st.received, 7 * 6);
+    cr_assert_eq(st.max_depth, 5);
+    sl_chan_destroy(ch);
+}
+
 Test(channel, batch_larger_than_capacity_flows_in_order)
 {
     enum { N = 1000 };

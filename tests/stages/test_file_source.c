@@ -260,3 +260,12 @@ Test(file_source, stop_while_reading_returns_promptly)
     cr_expect_lt(sl_harness_bytes_in(h), 1000, "stopped early");
     sl_harness_destroy(h);
 }
+
+Test(file_source, max_line_must_be_positive)
+{
+    sl_harness *h = NULL;
+    cr_assert_eq(sl_harness_create(&sl_stage_file_source, "{path: x, max_line: 0}", &h), 0);
+    cr_expect_eq(sl_harness_init(h), SL_ECONFIG);
+    cr_expect_str_eq(sl_harness_last_error(h), "max_line must be at least 1 byte");
+    sl_harness_destroy(h);
+}

@@ -2,6 +2,7 @@
  * The `sqlite` sink, against real database files checked with the SQLite
  * API on a second connection.
  */
+#include <pthread.h>
 #include <signal.h>
 #include <sqlite3.h>
 #include <sys/resource.h>
@@ -134,10 +135,12 @@ Test(sqlite_sink, key_missing_or_null)
     const char *db = st_path("k.db");
     sl_harness *h = st_harness(&sl_stage_sqlite, st_fmt("{path: %s, table: t, key: id}", db));
     cr_assert_eq(sl_harness_process(h, st_record_json("{\"name\":\"x\"}")), SL_EINVAL);
-    cr_expect_str_eq(sl_harness_last_error(h), "record: record has no key field 'id'");
+    cr_expect_str_eq(sl_harness_last_error(h),
+                     st_fmt("record: %s: table t: the record has no key field 'id'", db));
     put(h, "{\"id\":1,\"name\":\"a\"}");
     cr_assert_eq(sl_harness_process(h, st_record_json("{\"id\":null,\"name\":\"x\"}")), SL_EINVAL);
-    cr_expect_str_eq(sl_harness_last_error(h), "record: key field 'id' is null");
+    cr_expect_str_eq(sl_harness_last_error(h),
+                     st_fmt("record: %s: table t: key field 'id' is null", db));
     cr_assert_eq(sl_harness_flush(h), 0);
     cr_expect_eq(sl_harness_stored_count(h), 1);
     cr_expect_eq(sl_harness_failed_count(h), 2);
@@ -244,9 +247,11 @@ Test(sqlite_sink, shapes_change_between_records)
 
 Test(sqlite_sink, empty_record_is_an_error)
 {
-    sl_harness *h = st_harness(&sl_stage_sqlite, st_fmt("{path: %s, table: t}", st_path("z.db")));
+    const char *db = st_path("z.db");
+    sl_harness *h = st_harness(&sl_stage_sqlite, st_fmt("{path: %s, table: t}", db));
     cr_assert_eq(sl_harness_process(h, st_record_json("{}")), SL_EINVAL);
-    cr_expect_str_eq(sl_harness_last_error(h), "record: record has no fields");
+    cr_expect_str_eq(sl_harness_last_error(h),
+                     st_fmt("record: %s: table t: the record has no fields", db));
     sl_harness_destroy(h);
 }
 
@@ -356,4 +361,57 @@ Test(sqlite_sink, full_database_says_disk_full)
     sl_harness_destroy(h);
     cr_expect_str_eq(q(db, "pragma integrity_check"), "ok");
     cr_expect_str_eq(q(db, "select count(*) from t"), st_fmt("%llu", (unsigned long long)stored));
+}
+
+typedef struct writer_arg {
+    sl_harness *h;
+    int base;
+    int failures;
+} writer_arg;
+
+static void *writer(void *p)
+{
+    writer_arg *a = p;
+    for (int i = 0; i < 2000; i++) {
+        /* Every 500 rows a new column: both workers add the same ones. */
+        char json[64];   /* st_fmt's buffer is not for two threads */
+        snprintf(json, sizeof(json), "{\"id\":%d,\"c%d\":%d}", a->base + i, i / 500, i);
+        sl_value *v = NULL;
+        sl_json_parse(json, strlen(json), NULL, &v, NULL);
+        sl_record *r = sl_record_new();
+        sl_record_set_fields(r, v);
+        if (sl_harness_process(a->h, r) != 0)
+            a->failures++;
+    }
+    if (sl_harness_flush(a->h) != 0)
+        a->failures++;
+    return NULL;
+}
+
+Test(sqlite_sink, two_workers_share_a_database)
+{
+    /* Two workers, one connection each: the table is created once, columns
+     * added by one are seen by the other, and no row is lost. */
+    const char *db = st_path("w.db");
+    const char *opts = st_fmt("{path: %s, table: t, batch_size: 100, key: id}", db);
+    writer_arg a[2];
+    pthread_t t[2];
+    for (int k = 0; k < 2; k++) {
+        sl_harness *h = NULL;
+        cr_assert_eq(sl_harness_create(&sl_stage_sqlite, opts, &h), 0);
+        sl_harness_set_worker(h, k, 2);
+        cr_assert_eq(sl_harness_init(h), 0);
+        a[k] = (writer_arg){h, k * 100000, 0};
+    }
+    for (int k = 0; k < 2; k++)
+        cr_assert_eq(pthread_create(&t[k], NULL, writer, &a[k]), 0);
+    for (int k = 0; k < 2; k++)
+        pthread_join(t[k], NULL);
+    for (int k = 0; k < 2; k++) {
+        cr_expect_eq(a[k].failures, 0, "worker %d: %s", k, sl_harness_last_error(a[k].h));
+        cr_expect_eq(sl_harness_stored_count(a[k].h), 2000);
+        sl_harness_destroy(a[k].h);
+    }
+    cr_expect_str_eq(q(db, "select count(*) from t"), "4000");
+    cr_expect_str_eq(q(db, "select count(*) from pragma_table_info('t')"), "5");
 }
