@@ -6,7 +6,8 @@
  *   easy_pool  P threads, each with its own easy handle, calling
  *              curl_easy_perform on the next URL
  *
- * Bodies are received and dropped. Prints requests/s for each.
+ * Bodies are received and dropped. Prints requests/s and the process's
+ * CPU time per request for each.
  *
  *   bench_http_modes BASE_URL COUNT PARALLEL
  *
@@ -19,6 +20,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <time.h>
 
 #include <curl/curl.h>
@@ -31,6 +33,15 @@ static double now_s(void)
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* CPU seconds used by the process so far, all threads. */
+static double cpu_s(void)
+{
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    return (double)(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) +
+           (double)(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6;
 }
 
 static size_t drop(char *data, size_t size, size_t nmemb, void *arg)
@@ -153,15 +164,19 @@ int main(int argc, char **argv)
     if (count < 1 || parallel < 1)
         return 2;
     curl_global_init(CURL_GLOBAL_DEFAULT);
-    printf("mode       requests/s  failed\n");
-    double t0 = now_s();
+    printf("mode       requests/s  cpu_us/req  failed\n");
+    double t0 = now_s(), c0 = cpu_s();
     long f = run_multi(parallel);
-    double t1 = now_s();
-    printf("multi      %10.0f  %ld\n", (double)count / (t1 - t0), f);
+    double t1 = now_s(), c1 = cpu_s();
+    printf("multi      %10.0f  %10.1f  %ld\n", (double)count / (t1 - t0),
+           (c1 - c0) * 1e6 / (double)count, f);
     t0 = now_s();
+    c0 = cpu_s();
     f = run_pool(parallel);
     t1 = now_s();
-    printf("easy_pool  %10.0f  %ld\n", (double)count / (t1 - t0), f);
+    c1 = cpu_s();
+    printf("easy_pool  %10.0f  %10.1f  %ld\n", (double)count / (t1 - t0),
+           (c1 - c0) * 1e6 / (double)count, f);
     curl_global_cleanup();
     return 0;
 }

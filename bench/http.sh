@@ -64,8 +64,10 @@ echo "curl: $(curl --version | head -1 | cut -d' ' -f1-2)"
 
 for r in $(seq 1 "$RUNS"); do
     t0=$(ns)
-    "$BUILD_DIR/sluice" run "$WORK/fetch.yaml" --quiet --metrics-file "$WORK/m.json"
+    /usr/bin/time -f "%U %S" -o "$WORK/cpu" \
+        "$BUILD_DIR/sluice" run "$WORK/fetch.yaml" --quiet --metrics-file "$WORK/m.json"
     t1=$(ns)
+    awk '{ print $1 + $2 }' "$WORK/cpu" >>"$WORK/sluice_cpu.txt"
     got=$(jq '.stages[] | select(.name == "fetch") | .records_out' "$WORK/m.json")
     if [ "$got" != "$COUNT" ]; then
         echo "sluice fetched $got pages, expected $COUNT" >&2
@@ -74,13 +76,15 @@ for r in $(seq 1 "$RUNS"); do
     echo "$(( t1 - t0 ))" >>"$WORK/sluice.txt"
 
     t0=$(ns)
-    curl -s --no-progress-meter --fail --parallel --parallel-max "$PAR" \
+    /usr/bin/time -f "%U %S" -o "$WORK/cpu" \
+        curl -s --no-progress-meter --fail --parallel --parallel-max "$PAR" \
         "${base}[1-$COUNT]" >/dev/null 2>"$WORK/curl.err"
     t1=$(ns)
+    awk '{ print $1 + $2 }' "$WORK/cpu" >>"$WORK/curl_cpu.txt"
     echo "$(( t1 - t0 ))" >>"$WORK/curl.txt"
 
     "$BUILD_DIR/bench_http_modes" "$base" "$COUNT" "$PAR" |
-        awk 'NR > 1 { print $1, $2 }' >>"$WORK/modes.txt"
+        awk 'NR > 1 { print $1, $2, $3 }' >>"$WORK/modes.txt"
     echo "run $r/$RUNS done" >&2
 done
 
@@ -91,19 +95,25 @@ median() {   # median of the numbers in file $1
 
 s_ns=$(median "$WORK/sluice.txt")
 c_ns=$(median "$WORK/curl.txt")
-awk '$1 == "multi" { print $2 }' "$WORK/modes.txt" >"$WORK/multi.txt"
-awk '$1 == "easy_pool" { print $2 }' "$WORK/modes.txt" >"$WORK/pool.txt"
+s_cpu=$(median "$WORK/sluice_cpu.txt")
+c_cpu=$(median "$WORK/curl_cpu.txt")
+for m in multi easy_pool; do
+    awk -v m="$m" '$1 == m { print $2 }' "$WORK/modes.txt" >"$WORK/$m.rps"
+    awk -v m="$m" '$1 == m { print $3 }' "$WORK/modes.txt" >"$WORK/$m.cpu"
+done
 echo
-awk -v n="$COUNT" -v s="$s_ns" -v c="$c_ns" 'BEGIN {
-    printf "%-34s %12s %10s\n", "client", "requests/s", "wall ms"
-    printf "%-34s %12.0f %10.1f\n", "sluice http, workers", n / (s / 1e9), s / 1e6
-    printf "%-34s %12.0f %10.1f\n", "curl --parallel --parallel-max", n / (c / 1e9), c / 1e6
-    printf "ratio sluice/curl: %.2fx\n", c / s
+awk -v n="$COUNT" -v s="$s_ns" -v c="$c_ns" -v sc="$s_cpu" -v cc="$c_cpu" 'BEGIN {
+    printf "%-34s %12s %10s %14s\n", "client", "requests/s", "wall ms", "CPU us/request"
+    printf "%-34s %12.0f %10.1f %14.1f\n", "sluice http, workers", n / (s / 1e9), s / 1e6, sc * 1e6 / n
+    printf "%-34s %12.0f %10.1f %14.1f\n", "curl --parallel --parallel-max", n / (c / 1e9), c / 1e6, cc * 1e6 / n
+    printf "ratio sluice/curl: %.2fx requests/s\n", c / s
 }'
 echo
-echo "libcurl driving modes (medians, requests/s, same URLs):"
-echo "  multi handle, one thread:  $(median "$WORK/multi.txt")"
-echo "  pool of easy handles:      $(median "$WORK/pool.txt")"
+echo "libcurl driving modes (medians, same URLs):"
+printf '  %-26s %10s requests/s %8s CPU us/request\n' "multi handle, one thread:" \
+    "$(median "$WORK/multi.rps")" "$(median "$WORK/multi.cpu")"
+printf '  %-26s %10s requests/s %8s CPU us/request\n' "pool of easy handles:" \
+    "$(median "$WORK/easy_pool.rps")" "$(median "$WORK/easy_pool.cpu")"
 if command -v wrk >/dev/null; then
     echo
     echo "wrk -t2 -c$PAR -d5s (reference, one URL):"

@@ -117,8 +117,10 @@ static const sl_option fetch_options[] = {
      "once), then one probe decides"},
     {SL_OPT_ENUM, "on_error", "fail", 0, offsetof(http_fetch, on_error), 0,
      0, SL__HTTP_ON_ERROR_CHOICES,
-     "a URL that fails for good: fail ends the run; skip and dead_letter "
-     "count it in errors, log it and go on"},
+     "a URL that fails for good: fail (and retry, once the stage's own "
+     "retries are spent) ends the run naming the URL; skip and dead_letter "
+     "count it in errors, log it and go on (a failed fetch has no record "
+     "to dead-letter)"},
     {SL_OPT_SIZE, "max_body", "64MiB", 0, offsetof(http_fetch, max_body), 0,
      0, NULL, "largest response body accepted; 0 = no limit"},
     SL_OPTIONS_END,
@@ -169,6 +171,7 @@ typedef struct fetch_run {
     int64_t window;             /* URLs ahead of the bridge, at most */
     _Atomic int64_t released;   /* atomic: sub-channels the bridge is done with */
     uint64_t rng;               /* backoff jitter: fetcher only */
+    uint64_t logged_opens;      /* breaker openings already logged: fetcher only */
     int fatal_code;             /* fetcher's own failure; read after join */
     char fatal_msg[256];        /* its message */
 } fetch_run;
@@ -317,7 +320,11 @@ static int advance(fetch_run *fr, fetch_job *job, int64_t now, int *running)
         snprintf(msg, sizeof(msg), "%s %s: circuit breaker open, not sent "
                  "(next probe in %.1fs)", job->req.conf->method, job->req.url,
                  in);
-        sl_stage_log(fr->sc, SL_LOG_WARN, "request %s: %s", job->req.id, msg);
+        /* Once per opening at WARN; the rest of the fail-fast URLs at DEBUG. */
+        uint64_t opens = sl_breaker_opens(pol->breaker);
+        sl_stage_log(fr->sc, opens != fr->logged_opens ? SL_LOG_WARN : SL_LOG_DEBUG,
+                     "request %s: %s", job->req.id, msg);
+        fr->logged_opens = opens;
         job->state = JOB_FREE;
         return deliver_failure(fr, job, SL_EBREAKER, msg);
     }

@@ -58,6 +58,7 @@ typedef struct http_store {
     sl_ctx *ctx;                /* the run context; borrowed */
     uint64_t seq;               /* requests made, for request IDs */
     uint64_t rng;               /* backoff jitter */
+    uint64_t logged_opens;      /* breaker openings already logged */
     sl_buf batch;               /* the held records' JSON lines */
     size_t last_mark;           /* where the last held record's line starts */
     sl_record **held;           /* records in batch, in order; owned */
@@ -86,7 +87,7 @@ static const sl_option store_options[] = {
     {SL_OPT_STRING_MAP, "rate_limit", NULL, 0,
      offsetof(http_store, rate_limit), 0, 0, NULL,
      "{rate, burst} (burst default 1): requests per second, retries "
-     "included, shared by the stage's workers"},
+     "included; with several workers each takes its share of the rate"},
     {SL_OPT_STRING_MAP, "circuit_breaker", NULL, 0,
      offsetof(http_store, breaker), 0, 0, NULL,
      "{failures, cooldown} (default {5, 30s}): after that many failed "
@@ -172,8 +173,11 @@ static int send_batch(http_store *st, sl_stage_ctx *sc)
         }
         if (pol->breaker != NULL && sl_breaker_allow(pol->breaker) != 0) {
             double in = (double)sl_breaker_retry_in(pol->breaker) / 1e9;
-            sl_stage_log(sc, SL_LOG_WARN, "request %s: %s %s: circuit breaker "
-                         "open, not sent", st->req.id, st->conf.method, st->url);
+            uint64_t opens = sl_breaker_opens(pol->breaker);
+            sl_stage_log(sc, opens != st->logged_opens ? SL_LOG_WARN : SL_LOG_DEBUG,
+                         "request %s: %s %s: circuit breaker open, not sent",
+                         st->req.id, st->conf.method, st->url);
+            st->logged_opens = opens;
             return sl_stage_error(sc, SL_EBREAKER, "%s %s: circuit breaker "
                                   "open, batch of %zu records not sent (next "
                                   "probe in %.1fs)", st->conf.method, st->url,
