@@ -3,7 +3,8 @@
  * with the real stage registry (types, options, expressions checked) and,
  * when that succeeds, build the stage graph (wiring checked). Nothing runs.
  * Checks that a rejected file yields SL_ECONFIG with at least one message
- * and that every message names the file, as `sluice validate` prints them.
+ * and that every message names the file, as `sluice validate` prints them
+ * (except the closing "too many errors" line of a file past the cap).
  *
  * Build and run (see run_all.sh): tests/fuzz/run_all.sh 10, or
  *   build-fuzz/fuzz_config -max_total_time=3600 -dict=tests/fuzz/config.dict \
@@ -47,7 +48,11 @@ static void check_messages(const sl_diag *diag, int rc)
     CHECK(sl__diag_count(diag) > 0, "rejected (rc %d) without a message", rc);
     for (size_t i = 0; i < sl__diag_count(diag); i++) {
         const char *m = sl__diag_message(diag, i);
-        CHECK(m != NULL && strncmp(m, "fuzz.yaml", 9) == 0,
+        CHECK(m != NULL, "message %zu missing", i);
+        /* The cap's own line closes the list of a file with too many. */
+        if (i + 1 == sl__diag_count(diag) && strncmp(m, "too many errors", 15) == 0)
+            continue;
+        CHECK(strncmp(m, "fuzz.yaml", 9) == 0,
               "message does not name the file: %s", m ? m : "(null)");
     }
 }
