@@ -698,12 +698,14 @@ void sl_chan_close(sl_chan *ch)
     event_wake_all(&ch->not_full);
 }
 
+/* Whether sl_chan_close has been called (NULL: false). Thread: any. */
 bool sl_chan_is_closed(const sl_chan *ch)
 {
     return ch != NULL &&
            (atomic_load_explicit(&ch->tail, memory_order_acquire) & CLOSED_BIT);
 }
 
+/* Items queued now, a snapshot (NULL: 0). Thread: any. */
 size_t sl_chan_len(const sl_chan *ch)
 {
     if (ch == NULL)
@@ -715,6 +717,7 @@ size_t sl_chan_len(const sl_chan *ch)
     return (size_t)(t - h > ch->cap ? ch->cap : t - h);
 }
 
+/* The capacity given at creation (NULL: 0). Thread: any. */
 size_t sl_chan_cap(const sl_chan *ch)
 {
     return ch != NULL ? (size_t)ch->cap : 0;
