@@ -6,7 +6,7 @@
  * shared value leaves the other holder untouched. Errors always carry a
  * message and, for parse errors, a line.
  *
- * Build and run (see build.sh): tests/fuzz/build.sh &&
+ * Build and run (see run_all.sh): tests/fuzz/run_all.sh 10, or
  *   build-fuzz/fuzz_json -max_total_time=60 tests/fuzz/corpus/json
  */
 #include <stdint.h>
