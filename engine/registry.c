@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "engine/plugin_file.h"
 #include "sluice/error.h"
 
 /* ------------------------------------------------------------------ */
@@ -526,31 +527,34 @@ int sl__registry_load_plugin(sl_registry *r, const char *path,
         report(&w, "empty path");
         return SL_EINVAL;
     }
-    /* dlopen searches the library path for a bare name; a plugin is a file
-     * the user names, so make it a path. */
+    /* Find the file (SLUICE_PLUGIN_PATH for a bare name) and refuse what
+     * cannot be a shared object before dlopen sees it; from here on the
+     * messages name the file found. */
+    char why[512];
     char *dlpath = NULL;
-    if (strchr(path, '/') == NULL) {
-        dlpath = malloc(strlen(path) + 3);
-        if (dlpath == NULL)
-            return SL_ENOMEM;
-        strcpy(dlpath, "./");
-        strcat(dlpath, path);
+    int rc = sl__plugin_locate(path, &dlpath, why, sizeof(why));
+    if (rc == SL_ENOMEM)
+        return rc;
+    if (rc != 0) {
+        report(&w, "cannot load: %s", why);
+        return rc;
     }
+    w.origin = dlpath;
     dlerror();
-    void *dl = dlopen(dlpath != NULL ? dlpath : path, RTLD_NOW | RTLD_LOCAL);
-    free(dlpath);
+    void *dl = dlopen(dlpath, RTLD_NOW | RTLD_LOCAL);
     if (dl == NULL) {
-        const char *why = dlerror();
-        report(&w, "cannot load: %s", why != NULL ? why : "unknown error");
+        sl__plugin_dlerror_text(dlpath, dlerror(), why, sizeof(why));
+        report(&w, "%s", why);
+        free(dlpath);
         return SL_ENOTFOUND;
     }
     for (size_t i = 0; i < r->n_plugins; i++) {
         if (r->plugins[i].dl == dl) {
             dlclose(dl);   /* drop the extra reference; already registered */
+            free(dlpath);
             return 0;
         }
     }
-    int rc;
     union {
         void *obj;
         const sl_plugin *(*fn)(void);
@@ -570,23 +574,16 @@ int sl__registry_load_plugin(sl_registry *r, const char *path,
         goto out_close;
     }
     r->plugins = np;
-    char *own_path = strdup(path);
-    if (own_path == NULL) {
-        rc = SL_ENOMEM;
+    rc = add_plugin(r, sym.fn(), dlpath, &w);
+    if (rc != 0)
         goto out_close;
-    }
-    w.origin = own_path;
-    rc = add_plugin(r, sym.fn(), own_path, &w);
-    if (rc != 0) {
-        free(own_path);
-        goto out_close;
-    }
     r->plugins[r->n_plugins].dl = dl;
-    r->plugins[r->n_plugins].path = own_path;
+    r->plugins[r->n_plugins].path = dlpath;
     r->n_plugins++;
     return 0;
 out_close:
     dlclose(dl);
+    free(dlpath);
     return rc;
 }
 

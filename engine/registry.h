@@ -38,15 +38,18 @@ int sl__registry_create(sl_diag *diag, sl_registry **out);
 void sl__registry_destroy(sl_registry *r);
 
 /*
- * Load the plugin at path (dlopen, then the sluice_plugin symbol). Every
+ * Load the plugin at path (dlopen, then the sluice_plugin symbol); a bare
+ * name is looked up along SLUICE_PLUGIN_PATH (engine/plugin_file.h). Every
  * problem is reported to diag as "FILE:LINE:COL: plugin PATH: reason" when
  * file is given (the position of the `plugins:` entry), else
- * "plugin PATH: reason". Returns
+ * "plugin PATH: reason", PATH being the file found. Returns
  *   0            loaded (or the same object was loaded already)
- *   SL_ENOTFOUND the file cannot be opened, or has no sluice_plugin symbol
+ *   SL_ENOTFOUND the file cannot be found or opened, fails to load, or has
+ *                no sluice_plugin symbol
  *   SL_EABI      a different ABI major, or a descriptor/plugin struct
  *                smaller than ABI 1.0's
- *   SL_EINVAL    a malformed descriptor (no name, wrong callbacks, ...)
+ *   SL_EINVAL    not a shared object, or a malformed descriptor (no name,
+ *                wrong callbacks, ...)
  *   SL_EEXISTS   a stage type clashes with a built-in or loaded one
  *   SL_ENOMEM
  * On failure nothing from the plugin is registered.

@@ -26,6 +26,8 @@
 
 #include "clock.h"
 
+/* Exported by the sluice executable to plugins (see plugin.h). */
+#pragma GCC visibility push(default)
 #ifdef __cplusplus
 extern "C" {
 #endif
@@ -104,4 +106,5 @@ uint32_t sl_breaker_failures(sl_breaker *b);
 #ifdef __cplusplus
 }
 #endif
+#pragma GCC visibility pop
 #endif

@@ -26,6 +26,8 @@
 
 #include "context.h"
 
+/* Exported by the sluice executable to plugins (see plugin.h). */
+#pragma GCC visibility push(default)
 #ifdef __cplusplus
 extern "C" {
 #endif
@@ -91,4 +93,5 @@ void sl_chan_stats_get(const sl_chan *ch, sl_chan_stats *out);
 #ifdef __cplusplus
 }
 #endif
+#pragma GCC visibility pop
 #endif

@@ -12,6 +12,8 @@
 
 #include <stdint.h>
 
+/* Exported by the sluice executable to plugins (see plugin.h). */
+#pragma GCC visibility push(default)
 #ifdef __cplusplus
 extern "C" {
 #endif
@@ -59,4 +61,5 @@ void sl_fake_clock_advance(sl_fake_clock *fc, int64_t ns);
 #ifdef __cplusplus
 }
 #endif
+#pragma GCC visibility pop
 #endif

@@ -25,6 +25,8 @@
 
 #include "clock.h"
 
+/* Exported by the sluice executable to plugins (see plugin.h). */
+#pragma GCC visibility push(default)
 #ifdef __cplusplus
 extern "C" {
 #endif
@@ -122,4 +124,5 @@ void sl_ctx_remove_waiter(sl_ctx *ctx, sl_ctx_waiter *w);
 #ifdef __cplusplus
 }
 #endif
+#pragma GCC visibility pop
 #endif

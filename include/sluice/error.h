@@ -12,6 +12,8 @@
 
 #include <stdbool.h>
 
+/* Exported by the sluice executable to plugins (see plugin.h). */
+#pragma GCC visibility push(default)
 #ifdef __cplusplus
 extern "C" {
 #endif
@@ -56,4 +58,5 @@ const char *sl_error_name(int code);
 #ifdef __cplusplus
 }
 #endif
+#pragma GCC visibility pop
 #endif

@@ -31,6 +31,8 @@
 #include "record.h"
 #include "value.h"
 
+/* Exported by the sluice executable to plugins (see plugin.h). */
+#pragma GCC visibility push(default)
 #ifdef __cplusplus
 extern "C" {
 #endif
@@ -77,4 +79,5 @@ int sl_expr_eval_bool(const sl_expr *e, const sl_record *rec,
 #ifdef __cplusplus
 }
 #endif
+#pragma GCC visibility pop
 #endif

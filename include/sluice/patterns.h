@@ -53,6 +53,8 @@
 #include "clock.h"
 #include "context.h"
 
+/* Exported by the sluice executable to plugins (see plugin.h). */
+#pragma GCC visibility push(default)
 #ifdef __cplusplus
 extern "C" {
 #endif
@@ -443,4 +445,5 @@ void sl_errgroup_destroy(sl_errgroup *g);
 #ifdef __cplusplus
 }
 #endif
+#pragma GCC visibility pop
 #endif

@@ -25,6 +25,8 @@
 #include "clock.h"
 #include "context.h"
 
+/* Exported by the sluice executable to plugins (see plugin.h). */
+#pragma GCC visibility push(default)
 #ifdef __cplusplus
 extern "C" {
 #endif
@@ -145,4 +147,5 @@ uint64_t sl_keyed_limiter_evictions(sl_keyed_limiter *kl);
 #ifdef __cplusplus
 }
 #endif
+#pragma GCC visibility pop
 #endif

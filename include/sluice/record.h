@@ -22,6 +22,8 @@
 
 #include "value.h"
 
+/* Exported by the sluice executable to plugins (see plugin.h). */
+#pragma GCC visibility push(default)
 #ifdef __cplusplus
 extern "C" {
 #endif
@@ -90,4 +92,5 @@ size_t sl_record_size(const sl_record *r);
 #ifdef __cplusplus
 }
 #endif
+#pragma GCC visibility pop
 #endif

@@ -22,6 +22,8 @@
 #include "clock.h"
 #include "context.h"
 
+/* Exported by the sluice executable to plugins (see plugin.h). */
+#pragma GCC visibility push(default)
 #ifdef __cplusplus
 extern "C" {
 #endif
@@ -102,4 +104,5 @@ int sl_retry_run(const sl_retry_policy *p, const sl_clock *clock, sl_ctx *ctx,
 #ifdef __cplusplus
 }
 #endif
+#pragma GCC visibility pop
 #endif

@@ -24,8 +24,16 @@
  * problem with sl_stage_error(), to leave the record with the engine, which
  * applies the stage's on_error policy (fail, skip, dead_letter, retry).
  *
- * Thread: callbacks run on the worker's own thread; the sl_stage_* calls
- * below are for that thread only unless noted.
+ * Ownership: the state belongs to the engine. Option values in it (strings,
+ * lists, maps, compiled expressions) are engine-owned and read-only: the
+ * engine frees them after destroy(). Anything else the stage puts in its
+ * state (buffers, files, connections) it releases itself in destroy(). The
+ * sl_stage_ctx is borrowed and valid only during a callback.
+ *
+ * Thread: callbacks of one worker run on that worker's own thread, one at a
+ * time; different workers of a stage (and different stages of one type) run
+ * at once on other threads, each with its own state. The sl_stage_* calls
+ * below are for the calling worker's thread only unless noted.
  */
 #ifndef SLUICE_STAGE_H
 #define SLUICE_STAGE_H
@@ -41,6 +49,8 @@
 #include "record.h"
 #include "value.h"
 
+/* Exported by the sluice executable to plugins (see plugin.h). */
+#pragma GCC visibility push(default)
 #ifdef __cplusplus
 extern "C" {
 #endif
@@ -98,6 +108,23 @@ typedef struct sl_option {
 /* Table terminator. */
 #define SL_OPTIONS_END { 0, NULL, NULL, 0, 0, 0, 0, NULL, NULL }
 
+/*
+ * The pipeline file's value syntaxes, for a stage that reads values out of
+ * an SL_OPT_STRING_MAP option (e.g. `retry: {backoff: 100ms}`) and wants
+ * them to mean what they mean everywhere else:
+ *
+ *   sl_parse_duration  "250ms", "5s", "2m", "1h", "1h30m", "1.5s", "0"
+ *                      -> nanoseconds
+ *   sl_parse_rate      "100/s", "6000/m", "5/h", "100" (per second)
+ *                      -> per second
+ *
+ * Return 0, SL_EINVAL for malformed text (negative values included) or
+ * SL_ERANGE beyond int64; *out is set only on success.
+ * Thread: any.
+ */
+int sl_parse_duration(const char *text, int64_t *ns);
+int sl_parse_rate(const char *text, double *per_s);
+
 /* ------------------------------------------------------------------ */
 /* The stage context: calls a stage makes into the engine              */
 /* ------------------------------------------------------------------ */
@@ -108,26 +135,32 @@ typedef struct sl_stage_ctx sl_stage_ctx;
  * Send rec downstream (takes ownership). May block while the output is full
  * (backpressure). Returns 0, or SL_ECANCELED when the run is being torn down
  * (rec is then freed; the stage should return promptly). A stage with no
- * downstream (a sink) must not emit.
+ * downstream (a sink) must not emit: SL_EINVAL, and rec is freed.
+ * Thread: worker.
  */
 int sl_emit(sl_stage_ctx *sc, sl_record *rec);
 
-/* The record was filtered out on purpose: counts in `dropped`, frees it. */
+/* The record was filtered out on purpose: counts in `dropped`, frees it
+ * (takes ownership). Thread: worker. */
 void sl_record_drop(sl_stage_ctx *sc, sl_record *rec);
 
-/* A sink stored rec durably (committed): counts in records_out, frees it. */
+/* A sink stored rec durably (committed): counts in records_out, frees it
+ * (takes ownership). Thread: worker. */
 void sl_record_stored(sl_stage_ctx *sc, sl_record *rec);
 
 /*
  * A sink that holds records until its batch commits may instead count them
- * with sl_stage_count_stored(sc, n) and free them itself.
+ * with sl_stage_count_stored(sc, n, bytes) and free them itself
+ * (sl_record_free). Thread: worker.
  */
 void sl_stage_count_stored(sl_stage_ctx *sc, uint64_t n, uint64_t bytes);
 
 /*
  * Describe why the current call failed ("line 12: expected ',' at column 7").
- * The engine prefixes the stage name. printf-style. Returns code unchanged,
- * so `return sl_stage_error(sc, SL_EPARSE, "...")` reads naturally.
+ * The engine prefixes the stage name. printf-style; the text is copied (at
+ * most 511 bytes kept). Returns code unchanged, so
+ * `return sl_stage_error(sc, SL_EPARSE, "...")` reads naturally.
+ * Thread: worker.
  */
 int sl_stage_error(sl_stage_ctx *sc, int code, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
@@ -137,19 +170,25 @@ int sl_stage_error(sl_stage_ctx *sc, int code, const char *fmt, ...)
 bool sl_stage_stopping(const sl_stage_ctx *sc);
 
 /* The worker's context: done when the run is cancelled. Pass it to blocking
- * calls (sl_ctx_sleep, channel ops) so they wake on cancel. */
+ * calls (sl_ctx_sleep, channel ops) so they wake on cancel. Borrowed, valid
+ * until destroy() returns; take sl_ctx_ref() to hand it to another thread.
+ * Thread: worker. */
 sl_ctx *sl_stage_context(sl_stage_ctx *sc);
 
 /* A context done when the run is cancelled *or* sources are asked to stop:
- * what a source waits on between records. */
+ * what a source waits on between records. Borrowed, as sl_stage_context.
+ * Thread: worker. */
 sl_ctx *sl_stage_source_context(sl_stage_ctx *sc);
 
+/* The worker's identity and clock. The name and the clock are borrowed and
+ * live until destroy() returns. Thread: worker. */
 const char *sl_stage_name(const sl_stage_ctx *sc);
 int sl_stage_worker_index(const sl_stage_ctx *sc);   /* 0..workers-1 */
 int sl_stage_worker_count(const sl_stage_ctx *sc);
 const sl_clock *sl_stage_clock(const sl_stage_ctx *sc);
 
-/* Count retries / extra errors a stage handles itself (e.g. HTTP). */
+/* Count retries / extra errors a stage handles itself (e.g. HTTP).
+ * Thread: worker. */
 void sl_stage_count_retry(sl_stage_ctx *sc);
 void sl_stage_count_error(sl_stage_ctx *sc);
 /* Bytes read by a source (bytes_in) — records_in/out are counted for you. */
@@ -174,7 +213,8 @@ typedef enum sl_log_level {
     SL_LOG_DEBUG,
 } sl_log_level;
 
-/* Log a line to stderr prefixed with time, level and stage. Thread: any. */
+/* Log a line to stderr prefixed with time, level and stage. sc may be NULL
+ * (no stage in the prefix). Thread: any. */
 void sl_stage_log(const sl_stage_ctx *sc, sl_log_level level,
                   const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 
@@ -198,7 +238,10 @@ typedef struct sl_stage_desc {
     const char *summary;       /* one line for `sluice stages` */
     const sl_option *options;  /* terminated by SL_OPTIONS_END; may be NULL */
     size_t state_size;         /* bytes of per-worker state (>= options' reach) */
-    int (*init)(void *state, sl_stage_ctx *sc);
+    /* Callbacks (see the top of this file). NULL for an optional one means
+     * "nothing to do". Each returns 0 or a negative SL_E* code after
+     * sl_stage_error(); all run on the worker's thread. */
+    int (*init)(void *state, sl_stage_ctx *sc);                    /* may be NULL */
     int (*run)(void *state, sl_stage_ctx *sc);                     /* sources */
     int (*process)(void *state, sl_stage_ctx *sc, sl_record *rec); /* others */
     int (*flush)(void *state, sl_stage_ctx *sc);                   /* may be NULL */
@@ -209,4 +252,5 @@ typedef struct sl_stage_desc {
 #ifdef __cplusplus
 }
 #endif
+#pragma GCC visibility pop
 #endif

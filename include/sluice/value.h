@@ -24,6 +24,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/* Exported by the sluice executable to plugins (see plugin.h). */
+#pragma GCC visibility push(default)
 #ifdef __cplusplus
 extern "C" {
 #endif
@@ -145,4 +147,5 @@ int sl_json_dump(const sl_value *v, sl_buf *out);
 #ifdef __cplusplus
 }
 #endif
+#pragma GCC visibility pop
 #endif

@@ -343,7 +343,7 @@ Test(registry, dlopen_good_bad_and_missing, .fini = cleanup_tmp)
     bool ok = build_so("upper", PLUGIN_SRC_HEAD
         "static const sl_stage_desc d = { SL_STAGE_DESC_HEADER, .name = "
         "\"upper_t\", .kind = SL_STAGE_TRANSFORM, .process = proc };\n"
-        "SL_PLUGIN_EXPORT(\"upper\", &d)\n");
+        "SL_PLUGIN_EXPORT(\"upper\", &d);\n");
     if (!ok)
         cr_skip_test("no C compiler to build a test plugin");
     cr_assert(build_so("future", PLUGIN_SRC_HEAD
