@@ -126,14 +126,14 @@ static int64_t wall_ns(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+    return (int64_t)ts.tv_sec * SL_NS_PER_S + ts.tv_nsec;
 }
 
 static int64_t mono_ns(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+    return (int64_t)ts.tv_sec * SL_NS_PER_S + ts.tv_nsec;
 }
 
 static void batch_free(void *item)
@@ -268,6 +268,8 @@ static int http_server_init(void *state, sl_stage_ctx *sc)
                                   st->client_key);
         st->key_header = st->client_key + 7;
     }
+    if (st->idle_timeout < SL_NS_PER_S)
+        return sl_stage_error(sc, SL_ECONFIG, "idle_timeout must be at least 1s");
     if (pthread_mutex_init(&st->mu, NULL) != 0)
         return sl_stage_error(sc, SL_ENOMEM, "mutex");
     st->mu_ok = true;
@@ -451,7 +453,7 @@ static enum MHD_Result accept_body(http_server *st, struct MHD_Connection *c,
     }
     if (rc < 0) {
         atomic_fetch_add(&st->refused, 1);
-        int64_t ra = st->accept_timeout / 1000000000 + 1;
+        int64_t ra = st->accept_timeout / SL_NS_PER_S + 1;
         return respond_error(c, rq, MHD_HTTP_SERVICE_UNAVAILABLE,
                              rc == SL_EDEADLINE ? "pipeline busy, retry later"
                                                 : "shutting down", ra);
@@ -500,7 +502,7 @@ static enum MHD_Result on_headers(http_server *st, struct MHD_Connection *c,
         if (rc == SL_ELIMIT) {
             atomic_fetch_add(&st->refused, 1);
             return respond_error(c, rq, MHD_HTTP_TOO_MANY_REQUESTS, "rate limit exceeded",
-                                 (retry + 999999999) / 1000000000);
+                                 (retry + SL_NS_PER_S - 1) / SL_NS_PER_S);
         }
         if (rc < 0)
             return respond_error(c, rq, MHD_HTTP_SERVICE_UNAVAILABLE, "out of memory", 1);
@@ -634,7 +636,7 @@ static int http_server_run(void *state, sl_stage_ctx *sc)
         flags, 0, NULL, NULL, hs_access, st,
         MHD_OPTION_LISTEN_SOCKET, st->lfd,
         MHD_OPTION_CONNECTION_LIMIT, (unsigned)st->max_connections,
-        MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)(st->idle_timeout / 1000000000),
+        MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)(st->idle_timeout / SL_NS_PER_S),
         MHD_OPTION_NOTIFY_COMPLETED, hs_completed, st,
         MHD_OPTION_END);
     if (d == NULL)
@@ -718,7 +720,7 @@ static const sl_option http_server_options[] = {
      "request bodies buffered between the server and the pipeline"},
     {SL_OPT_INT, "max_connections", "128", 0, offsetof(http_server, max_connections), 1, 65536, NULL,
      "connections served at once (one thread each); more wait to be accepted"},
-    {SL_OPT_DURATION, "idle_timeout", "30s", 0, offsetof(http_server, idle_timeout), 1e9, 0, NULL,
+    {SL_OPT_DURATION, "idle_timeout", "30s", 0, offsetof(http_server, idle_timeout), 0, 0, NULL,
      "close a connection silent this long (slow or stalled clients)"},
     {SL_OPT_RATE, "client_rate", NULL, 0, offsetof(http_server, client_rate), 0, 1e9, NULL,
      "requests per second per client (rate_limit_per_client.rate); no limit when absent"},
