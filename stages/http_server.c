@@ -98,7 +98,8 @@ typedef struct http_server {
     char *auth_header;
     char *auth_keys_file;
     /* set in init */
-    sl_stage_ctx *sc;
+    sl_stage_ctx *sc;         /* for sl_stage_log (any thread) */
+    const char *name;         /* the stage name, for record positions */
     sl_ctx *run_ctx;
     int lfd;                  /* listening socket until MHD owns it; -1 */
     bool lfd_open;
@@ -254,6 +255,7 @@ static int http_server_init(void *state, sl_stage_ctx *sc)
 {
     http_server *st = state;
     st->sc = sc;
+    st->name = sl_stage_name(sc);
     st->run_ctx = sl_stage_context(sc);
     if (sl_stage_worker_count(sc) > 1)
         return sl_stage_error(sc, SL_ECONFIG, "http_server listens with one worker (workers: 1)");
@@ -422,14 +424,13 @@ static enum MHD_Result accept_body(http_server *st, struct MHD_Connection *c,
     }
     batch->bytes = rq->body.len;
     int64_t received = wall_ns();
-    const char *name = sl_stage_name(st->sc);
     for (size_t i = 0; i < n; i++) {
         sl_record *rec = sl_record_new();
         if (rec == NULL)
             goto oom;
         batch->recs[batch->n++] = rec;
         if (sl_record_set_fields(rec, sl_value_ref(sl_array_get(objs, i))) < 0 ||
-            sl_record_set_position(rec, name, st->path, -1,
+            sl_record_set_position(rec, st->name, st->path, -1,
                                    atomic_fetch_add(&st->next_seq, 1)) < 0 ||
             sl_record_set_meta(rec, "client", sl_value_cstring(rq->client)) < 0 ||
             sl_record_set_meta(rec, "request_id", sl_value_cstring(rq->id)) < 0 ||
