@@ -413,3 +413,121 @@ Test(http_server, stop_during_uploads_loses_no_accepted_record)
                  "every record answered 200 was emitted (%d)", sum);
     sl_harness_destroy(s.h);
 }
+
+/* --- a blocked pipeline: the engine's channels fill, clients get 503 --- */
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+
+#include "engine/diag.h"
+#include "engine/run.h"
+
+static pthread_mutex_t gate_mu = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t gate_cv = PTHREAD_COND_INITIALIZER;
+static bool gate_open;
+
+/* A sink that stores nothing until the gate opens. */
+static int gate_process(void *state, sl_stage_ctx *sc, sl_record *rec)
+{
+    (void)state;
+    pthread_mutex_lock(&gate_mu);
+    while (!gate_open)
+        pthread_cond_wait(&gate_cv, &gate_mu);
+    pthread_mutex_unlock(&gate_mu);
+    sl_record_stored(sc, rec);
+    return 0;
+}
+
+static const sl_stage_desc gate_desc = {
+    SL_STAGE_DESC_HEADER, .name = "gate", .kind = SL_STAGE_SINK,
+    .state_size = 8, .process = gate_process,
+};
+
+/* A loopback port nothing listens on now. */
+static int free_port(void)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    cr_assert_geq(fd, 0);
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = 0};
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    cr_assert_eq(bind(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+    socklen_t len = sizeof(sa);
+    cr_assert_eq(getsockname(fd, (struct sockaddr *)&sa, &len), 0);
+    close(fd);
+    return ntohs(sa.sin_port);
+}
+
+Test(http_server, blocked_pipeline_answers_503_and_keeps_every_accepted_record)
+{
+    curl_global_init(CURL_GLOBAL_DEFAULT);
+    int port = free_port();
+    sl_config cfg;
+    memset(&cfg, 0, sizeof(cfg));
+    cfg.file = "test";
+    cfg.name = "test";
+    cfg.settings.channel_capacity = 1;
+    cfg.settings.shutdown_timeout_ns = 30 * SL_NS_PER_S;
+    sl_stage_conf conf[2];
+    memset(conf, 0, sizeof(conf));
+    conf[0].name = "receive";
+    conf[0].desc = &sl_stage_http_server;
+    conf[0].workers = 1;
+    conf[1].name = "gate";
+    conf[1].desc = &gate_desc;
+    conf[1].workers = 1;
+    size_t in_gate[1] = {0};
+    sl__run_stage st[2];
+    memset(st, 0, sizeof(st));
+    char opts[128];
+    snprintf(opts, sizeof(opts), "listen: 127.0.0.1:%d\nqueue: 1\naccept_timeout: 100ms", port);
+    st[0].conf = &conf[0];
+    st[0].options_yaml = opts;
+    st[1].conf = &conf[1];
+    st[1].n_inputs = 1;
+    st[1].inputs = in_gate;
+    sl__run_opts o = {.cfg = &cfg, .n_stages = 2, .stages = st};
+    sl_diag *diag = sl__diag_create();
+    sl__run *run = NULL;
+    int rc = sl__run_create(&o, diag, &run);
+    if (rc != 0)
+        sl__diag_print(diag, stderr);
+    cr_assert_eq(rc, 0);
+    cr_assert_eq(sl__run_start(run), 0);
+
+    char body[100 * 16];
+    size_t n = 0;
+    for (int k = 0; k < 100; k++)
+        n += (size_t)snprintf(body + n, sizeof(body) - n, "{\"k\":%d}\n", k);
+    int accepted = 0, refused = 0;
+    for (int i = 0; i < 200 && refused == 0; i++) {
+        reply r;
+        cr_assert(http(port, NULL, "/", "application/x-ndjson", NULL, body, n, &r));
+        if (r.status == 200) {
+            accepted += 100;
+        } else {
+            cr_assert_eq(r.status, 503);
+            cr_assert_geq(r.retry_after, 1);
+            refused++;
+        }
+    }
+    cr_assert_eq(refused, 1, "a blocked pipeline never answered 503");
+    reply h;
+    cr_assert(http(port, "GET", "/health", NULL, NULL, NULL, 0, &h));
+    cr_assert_eq(h.status, 503);
+    cr_assert_str_eq(h.body, "{\"status\":\"degraded\"}");
+
+    pthread_mutex_lock(&gate_mu);
+    gate_open = true;
+    pthread_cond_broadcast(&gate_cv);
+    pthread_mutex_unlock(&gate_mu);
+    sl__run_stop(run, false);
+    sl__run_result res;
+    sl__run_wait(run, &res);
+    cr_assert_eq(res.exit_code, 0, "%s", res.cause);
+    cr_assert_eq(SL__RUN_COUNTER(run, 1, stored), (uint64_t)accepted,
+                 "%d records answered 200", accepted);
+    cr_assert_geq(SL__RUN_COUNTER(run, 0, errors), 1, "the 503 is counted");
+    sl__run_destroy(run);
+    sl__diag_destroy(diag);
+}
