@@ -458,6 +458,24 @@ static int free_port(void)
     return ntohs(sa.sin_port);
 }
 
+/* Workers run init() on their own threads after sl__run_start: wait until
+ * the stage's socket accepts connections. */
+static void wait_listening(int port)
+{
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    for (long tries = 0;; tries++) {
+        int fd = socket(AF_INET, SOCK_STREAM, 0);
+        cr_assert_geq(fd, 0);
+        int rc = connect(fd, (struct sockaddr *)&sa, sizeof(sa));
+        close(fd);
+        if (rc == 0)
+            return;
+        cr_assert_lt(tries, 1000000, "port %d never listened", port);
+        sched_yield();
+    }
+}
+
 Test(http_server, blocked_pipeline_answers_503_and_keeps_every_accepted_record)
 {
     curl_global_init(CURL_GLOBAL_DEFAULT);
@@ -494,6 +512,7 @@ Test(http_server, blocked_pipeline_answers_503_and_keeps_every_accepted_record)
         sl__diag_print(diag, stderr);
     cr_assert_eq(rc, 0);
     cr_assert_eq(sl__run_start(run), 0);
+    wait_listening(port);
 
     char body[100 * 16];
     size_t n = 0;
