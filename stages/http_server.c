@@ -25,8 +25,8 @@
  * GET /health answers 200 {"status":"ok"}, or 503 {"status":"degraded"}
  * while the queue is full or the server is draining.
  *
- * Per-client rate limits (the YAML `rate_limit_per_client: {rate, burst,
- * key}` written as flat options): client_rate requests per second with
+ * Per-client rate limits (`rate_limit_per_client: {rate, burst, key}`, or
+ * the same as flat options client_rate, client_burst, client_key): client_rate requests per second with
  * bursts of client_burst, one token bucket per client keyed by
  * client_key — "ip" (the peer address) or "header:NAME" (that header's
  * value; clients without it are keyed by address). Idle buckets are
@@ -97,6 +97,8 @@ typedef struct http_server {
     char *client_key;
     char *auth_header;
     char *auth_keys_file;
+    sl_strmap rate_map;       /* rate_limit_per_client: {rate, burst, key} */
+    sl_strmap auth_map;       /* auth: {header, keys_file} */
     /* set in init */
     sl_stage_ctx *sc;         /* for sl_stage_log (any thread) */
     const char *name;         /* the stage name, for record positions */
@@ -251,9 +253,61 @@ static int open_listener(http_server *st, sl_stage_ctx *sc)
     return 0;
 }
 
+/* Replace *slot (an engine-owned option string, or NULL) with a copy of
+ * v; the engine frees string options with free(). */
+static int set_string(char **slot, const char *v)
+{
+    char *copy = strdup(v);
+    if (copy == NULL)
+        return SL_ENOMEM;
+    free(*slot);
+    *slot = copy;
+    return 0;
+}
+
+/* The nested forms of the issue's YAML — rate_limit_per_client: {rate,
+ * burst, key} and auth: {header, keys_file} — override the flat options. */
+static int apply_maps(http_server *st, sl_stage_ctx *sc)
+{
+    for (size_t i = 0; i < st->rate_map.n; i++) {
+        const char *k = st->rate_map.keys[i], *v = st->rate_map.values[i];
+        if (strcmp(k, "rate") == 0) {
+            if (sl_parse_rate(v, &st->client_rate) < 0 || st->client_rate <= 0)
+                return sl_stage_error(sc, SL_ECONFIG, "rate_limit_per_client.rate: bad rate \"%s\"", v);
+        } else if (strcmp(k, "burst") == 0) {
+            char *end = NULL;
+            long long b = strtoll(v, &end, 10);
+            if (end == v || *end != '\0' || b < 1)
+                return sl_stage_error(sc, SL_ECONFIG, "rate_limit_per_client.burst: bad count \"%s\"", v);
+            st->client_burst = b;
+        } else if (strcmp(k, "key") == 0) {
+            if (set_string(&st->client_key, v) < 0)
+                return sl_stage_error(sc, SL_ENOMEM, "out of memory");
+        } else {
+            return sl_stage_error(sc, SL_ECONFIG, "rate_limit_per_client: unknown key \"%s\" (rate, burst, key)", k);
+        }
+    }
+    if (st->rate_map.n > 0 && st->client_rate <= 0)
+        return sl_stage_error(sc, SL_ECONFIG, "rate_limit_per_client needs a rate");
+    for (size_t i = 0; i < st->auth_map.n; i++) {
+        const char *k = st->auth_map.keys[i], *v = st->auth_map.values[i];
+        char **slot = strcmp(k, "header") == 0      ? &st->auth_header
+                      : strcmp(k, "keys_file") == 0 ? &st->auth_keys_file
+                                                    : NULL;
+        if (slot == NULL)
+            return sl_stage_error(sc, SL_ECONFIG, "auth: unknown key \"%s\" (header, keys_file)", k);
+        if (set_string(slot, v) < 0)
+            return sl_stage_error(sc, SL_ENOMEM, "out of memory");
+    }
+    return 0;
+}
+
 static int http_server_init(void *state, sl_stage_ctx *sc)
 {
     http_server *st = state;
+    int mrc = apply_maps(st, sc);
+    if (mrc < 0)
+        return mrc;
     st->sc = sc;
     st->name = sl_stage_name(sc);
     st->run_ctx = sl_stage_context(sc);
@@ -733,6 +787,10 @@ static const sl_option http_server_options[] = {
      "header carrying the API key (e.g. X-Api-Key); with auth_keys_file, unknown keys get 401"},
     {SL_OPT_STRING, "auth_keys_file", NULL, 0, offsetof(http_server, auth_keys_file), 0, 0, NULL,
      "file of accepted keys, one per line ('#' comments)"},
+    {SL_OPT_STRING_MAP, "rate_limit_per_client", NULL, 0, offsetof(http_server, rate_map), 0, 0, NULL,
+     "{rate, burst, key}: the nested form of client_rate, client_burst, client_key"},
+    {SL_OPT_STRING_MAP, "auth", NULL, 0, offsetof(http_server, auth_map), 0, 0, NULL,
+     "{header, keys_file}: the nested form of auth_header, auth_keys_file"},
     SL_OPTIONS_END,
 };
 

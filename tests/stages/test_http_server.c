@@ -550,3 +550,33 @@ Test(http_server, blocked_pipeline_answers_503_and_keeps_every_accepted_record)
     sl__run_destroy(run);
     sl__diag_destroy(diag);
 }
+
+Test(http_server, nested_rate_limit_and_auth_options)
+{
+    st_write_str("keys", "k1\nk2\n");
+    sl_fake_clock fc;
+    sl_fake_clock_init(&fc, 0);
+    server s;
+    server_start(&s, st_fmt("rate_limit_per_client: {rate: 1/s, burst: 2, key: \"header:X-Api-Key\"}\n"
+                            "auth: {header: X-Api-Key, keys_file: %s}", st_path("keys")),
+                 &fc.clock);
+    reply r;
+    cr_assert(http(s.port, NULL, "/", "application/json", "X-Api-Key: nope", "{}", 2, &r));
+    cr_assert_eq(r.status, 401);
+    long want[] = {200, 200, 429};
+    for (int i = 0; i < 3; i++) {
+        cr_assert(http(s.port, NULL, "/", "application/json", "X-Api-Key: k1", "{}", 2, &r));
+        cr_assert_eq(r.status, want[i], "request %d: %ld", i, r.status);
+    }
+    cr_assert(http(s.port, NULL, "/", "application/json", "X-Api-Key: k2", "{}", 2, &r));
+    cr_assert_eq(r.status, 200);
+    server_stop(&s);
+    cr_assert_eq(sl_harness_emitted_count(s.h), 3);
+    sl_harness_destroy(s.h);
+
+    sl_harness *h = NULL;
+    cr_assert_eq(sl_harness_create(&sl_stage_http_server,
+                                   "rate_limit_per_client: {burst: 2, colour: red}", &h), 0);
+    cr_assert_eq(sl_harness_init(h), SL_ECONFIG);
+    sl_harness_destroy(h);
+}
