@@ -68,7 +68,7 @@ if(TARGET sluice)
   file(GLOB SLUICE_E2E_SCRIPTS CONFIGURE_DEPENDS ${CMAKE_SOURCE_DIR}/tests/e2e/*.sh)
   foreach(script ${SLUICE_E2E_SCRIPTS})
     get_filename_component(name ${script} NAME_WE)
-    add_test(NAME e2e/${name} COMMAND bash ${script})
+    add_test(NAME e2e/${name} COMMAND bash -e ${script})
     set_tests_properties(e2e/${name} PROPERTIES
       ENVIRONMENT "${SLUICE_TEST_ENV}" LABELS e2e TIMEOUT 600)
   endforeach()
