@@ -22,6 +22,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "engine/record_internal.h"
 #include "engine/value_internal.h"
 #include "sluice/error.h"
 #include "sluice/record.h"
@@ -398,6 +399,18 @@ int sl_record_set_meta(sl_record *r, const char *key, sl_value *v)
  * API or are handed out for writing by sl_record_fields_mut, so a record
  * measured on the way out of one stage and into the next is walked once.
  */
+bool sl__record_size_known(const sl_record *r, size_t *out)
+{
+    if (r->fields == NULL) {
+        *out = r->payload_len;
+        return true;
+    }
+    if (r->fields_size == SIZE_UNKNOWN)
+        return false;
+    *out = r->payload_len + r->fields_size;
+    return true;
+}
+
 size_t sl_record_size(const sl_record *r)
 {
     size_t fields = r->fields_size;

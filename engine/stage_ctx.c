@@ -14,6 +14,7 @@
 #include <strings.h>
 #include <time.h>
 
+#include "engine/record_internal.h"
 #include "sluice/error.h"
 
 const char *sl__worker_state_name(sl__worker_state s)
@@ -77,6 +78,9 @@ const char *sl__stage_ctx_reason(const sl_stage_ctx *sc, int code)
 
 uint64_t sl__record_bytes(sl__size_est *est, const sl_record *rec)
 {
+    size_t known;
+    if (sl__record_size_known(rec, &known))
+        return known;   /* no walk needed: exact, and cheap */
     size_t plen = 0;
     sl_record_payload(rec, &plen);
     if (sl_object_len(sl_record_fields(rec)) == 0)

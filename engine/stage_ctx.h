@@ -97,9 +97,10 @@ typedef int (*sl__emit_fn)(sl_stage_ctx *sc, sl_record *rec);
 
 /*
  * Record sizes for bytes_in/bytes_out. A record with only a payload counts
- * its payload length; one with fields counts sl_record_size(), which walks
- * the fields, so it is measured on every SL__SIZE_SAMPLE-th record and the
- * last measure stands in for the others. Worker thread only.
+ * its payload length; one with fields counts sl_record_size(): exactly
+ * when that is known without walking the fields (cached since they last
+ * changed), else measured on every SL__SIZE_SAMPLE-th record with the last
+ * measure standing in for the others. Worker thread only.
  */
 #define SL__SIZE_SAMPLE 16
 
