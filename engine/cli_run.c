@@ -39,7 +39,8 @@ static const char run_usage[] =
     "  -h, --help           show this help\n"
     "\n"
     "Environment:\n"
-    "  SLUICE_METRICS_LATENCY=off  time no record (latency_us stays empty;\n"
+    "  SLUICE_METRICS=off   no per-record measurements: no latency timing,\n"
+    "                       no record sizes (counts and wait times stay;\n"
     "                       see docs/metrics.md)\n"
     "\n"
     "Exit codes: 0 success, 1 pipeline failure, 2 usage or configuration\n"
@@ -202,14 +203,14 @@ static int run_loaded(const sl__loaded *l, const run_args *a)
     }
     progress prog;
     memset(&prog, 0, sizeof(prog));
-    bool latency_off = false;
-    const char *lat_env = getenv("SLUICE_METRICS_LATENCY");
-    if (lat_env != NULL && lat_env[0] != '\0') {
-        if (strcmp(lat_env, "off") == 0 || strcmp(lat_env, "0") == 0)
-            latency_off = true;
-        else if (strcmp(lat_env, "on") != 0 && strcmp(lat_env, "1") != 0)
-            sl__log(SL_LOG_WARN, NULL, "SLUICE_METRICS_LATENCY: expected on "
-                    "or off, got '%s'; latency stays on", lat_env);
+    bool metrics_off = false;
+    const char *m_env = getenv("SLUICE_METRICS");
+    if (m_env != NULL && m_env[0] != '\0') {
+        if (strcmp(m_env, "off") == 0 || strcmp(m_env, "0") == 0)
+            metrics_off = true;
+        else if (strcmp(m_env, "on") != 0 && strcmp(m_env, "1") != 0)
+            sl__log(SL_LOG_WARN, NULL, "SLUICE_METRICS: expected on or off, "
+                    "got '%s'; metrics stay on", m_env);
     }
     bool live = !a->quiet && isatty(STDERR_FILENO);
     sl__run_opts opts = {
@@ -219,7 +220,7 @@ static int run_loaded(const sl__loaded *l, const run_args *a)
         .metrics_file = a->metrics_file,
         .progress = live ? show_progress : NULL,
         .progress_arg = &prog,
-        .latency_off = latency_off,
+        .metrics_off = metrics_off,
     };
     int exit_code = SL__EXIT_FAILED;
     sl_diag *diag = sl__diag_create();

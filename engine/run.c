@@ -463,8 +463,9 @@ static int process_one(run_worker *w, sl_record *rec)
     sl__run *run = st->run;
 
     sl__count(&w->counters.records_in, 1);
-    sl__count(&w->counters.bytes_in, 
-              sl__record_bytes(&w->sc.size_in, rec));
+    if (!w->sc.sizes_off)
+        sl__count(&w->counters.bytes_in,
+                  sl__record_bytes(&w->sc.size_in, rec));
     w->dirty = true;
     if (st->limiter != NULL) {
         sl__worker_set_state(&w->counters, SL__WS_THROTTLED);
@@ -1185,12 +1186,13 @@ static int setup_worker(sl__run *run, run_stage *st, int i, sl_diag *diag)
     run_worker *w = &st->workers[i];
     w->st = st;
     w->index = i;
-    w->lat.off = run->latency_off;
+    w->lat.off = run->metrics_off;
     w->rng = (uint64_t)sl__run_now() ^ ((uint64_t)(st->index + 1) << 32) ^
              (uint64_t)i;
     sl__stage_ctx_init(&w->sc, st->conf->name, st->desc->name, st->desc->kind,
                        i, st->n_workers, run->clock, run->root, run->sources,
                        &w->counters);
+    w->sc.sizes_off = run->metrics_off;
     if (st->desc->kind != SL_STAGE_SINK) {
         w->sc.emit = run_emit;
         w->sc.target = w;
@@ -1273,7 +1275,7 @@ int sl__run_create(const sl__run_opts *opts, sl_diag *diag, sl__run **out)
     pthread_mutex_init(&run->breaker_mu, NULL);
     run->metrics_interval_ns = cfg->metrics.interval_ns > 0
                                    ? cfg->metrics.interval_ns : SL_NS_PER_S;
-    run->latency_off = opts->latency_off;
+    run->metrics_off = opts->metrics_off;
     run->progress = opts->progress;
     run->progress_arg = opts->progress_arg;
     run->progress_interval_ns = opts->progress_interval_ns > 0

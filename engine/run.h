@@ -76,8 +76,10 @@ typedef struct sl__run_opts {
     size_t batch;                /* records per hand-over, 1..64; 0 = 64.
                                     1 sends and receives one at a time
                                     (for comparison: bench_run) */
-    bool latency_off;            /* time no record: latency_us stays empty
-                                    (SLUICE_METRICS_LATENCY=off; see
+    bool metrics_off;            /* no per-record measurements: no latency
+                                    timing, no record sizes (latency_us and
+                                    the records' bytes stay 0); counts and
+                                    wait times stay (SLUICE_METRICS=off;
                                     docs/metrics.md "Overhead") */
 } sl__run_opts;
 

@@ -121,7 +121,7 @@ struct sl__run {
     char *metrics_file;         /* owned; NULL = none */
     char *history_file;         /* owned; NULL = none */
     int64_t metrics_interval_ns;/* immutable */
-    bool latency_off;           /* immutable: no record is timed */
+    bool metrics_off;           /* immutable: no timing, no record sizes */
     sl__run_progress_fn progress; /* immutable */
     void *progress_arg;         /* immutable */
     int64_t progress_interval_ns; /* immutable */

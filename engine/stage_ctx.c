@@ -76,18 +76,14 @@ const char *sl__stage_ctx_reason(const sl_stage_ctx *sc, int code)
     return sl_strerror(code);
 }
 
-uint64_t sl__record_bytes(sl__size_est *est, const sl_record *rec)
+uint64_t sl__record_bytes_measure(sl__size_est *est, const sl_record *rec)
 {
-    size_t known;
-    if (sl__record_size_known(rec, &known))
-        return known;   /* no walk needed: exact, and cheap */
-    size_t plen = 0;
-    sl_record_payload(rec, &plen);
-    if (sl_object_len(sl_record_fields(rec)) == 0)
-        return plen;
-    if (est->seen++ % SL__SIZE_SAMPLE == 0)
-        est->last = sl_record_size(rec);
-    return est->last;
+    size_t size;
+    if (!sl__record_size_known(rec, &size))
+        size = sl_record_size(rec);   /* walks the fields, caches the size */
+    est->last = size;
+    est->skip = SL__SIZE_SAMPLE - 1;
+    return size;
 }
 
 /*
@@ -105,7 +101,7 @@ int sl_emit(sl_stage_ctx *sc, sl_record *rec)
         sl_record_free(rec);
         return SL_EINVAL;
     }
-    uint64_t bytes = sl__record_bytes(&sc->size_out, rec);
+    uint64_t bytes = sc->sizes_off ? 0 : sl__record_bytes(&sc->size_out, rec);
     int rc = sc->emit(sc, rec);
     if (rc == 0) {
         sl__count(&sc->counters->records_out, 1);
@@ -130,7 +126,7 @@ void sl_record_stored(sl_stage_ctx *sc, sl_record *rec)
         return;
     if (rec == sc->current)
         sc->current_consumed = true;
-    uint64_t bytes = sl__record_bytes(&sc->size_out, rec);
+    uint64_t bytes = sc->sizes_off ? 0 : sl__record_bytes(&sc->size_out, rec);
     sl_stage_count_stored(sc, 1, bytes);
     sl_record_free(rec);
 }

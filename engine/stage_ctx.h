@@ -96,20 +96,31 @@ typedef int (*sl__emit_fn)(sl_stage_ctx *sc, sl_record *rec);
 #define SL__STAGE_ERR_MAX 512
 
 /*
- * Record sizes for bytes_in/bytes_out. A record with only a payload counts
- * its payload length; one with fields counts sl_record_size(): exactly
- * when that is known without walking the fields (cached since they last
- * changed), else measured on every SL__SIZE_SAMPLE-th record with the last
- * measure standing in for the others. Worker thread only.
+ * Record sizes for bytes_in/bytes_out (sources count what they read
+ * themselves). One record in SL__SIZE_SAMPLE is measured — its payload
+ * length plus, when it has fields, sl_record_size() (cached in the record
+ * until its fields change, else a walk of the fields) — and that measure
+ * stands in for the records until the next one: on the others the cost is
+ * a countdown. Worker thread only.
  */
 #define SL__SIZE_SAMPLE 16
 
 typedef struct sl__size_est {
-    uint64_t seen;           /* records sized so far */
+    uint32_t skip;           /* records still to take the last measure */
     uint64_t last;           /* the last measured size */
 } sl__size_est;
 
-uint64_t sl__record_bytes(sl__size_est *est, const sl_record *rec);
+/* Measure rec now (and restart the countdown). */
+uint64_t sl__record_bytes_measure(sl__size_est *est, const sl_record *rec);
+
+static inline uint64_t sl__record_bytes(sl__size_est *est, const sl_record *rec)
+{
+    if (est->skip > 0) {
+        est->skip--;
+        return est->last;
+    }
+    return sl__record_bytes_measure(est, rec);
+}
 
 struct sl_stage_ctx {
     const char *name;             /* stage name; immutable */
@@ -127,6 +138,8 @@ struct sl_stage_ctx {
     bool current_consumed;        /* it was emitted, dropped or stored */
     sl__size_est size_in;         /* bytes_in estimate (runtime, harness) */
     sl__size_est size_out;        /* bytes_out estimate */
+    bool sizes_off;               /* records are not sized (metrics off);
+                                     immutable after set-up */
     int err_code;                 /* code of the last sl_stage_error */
     char err[SL__STAGE_ERR_MAX];  /* its message; "" if none */
 };

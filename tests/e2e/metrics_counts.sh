@@ -50,6 +50,14 @@ expect_eq "lines in the file" "$n_5xx" "$(wc -l < out/tee.jsonl)"
 expect_eq "inputs of db" '["enrich"]' "$(jq -c '.stages[] | select(.name == "db") | .inputs' $m)"
 check_one_to_one $m parse errors enrich db lines all
 
+# SLUICE_METRICS=off: the same counts, no record sizes, no latency.
+SLUICE_METRICS=off run_sluice 0 run out/tee.yaml --quiet
+expect_eq "metrics off: filter dropped" "$((n_events - n_5xx))" "$(metric $m errors dropped)"
+expect_eq "metrics off: db stored" "$n_5xx" "$(metric $m db records_out)"
+expect_eq "metrics off: no record sizes" "0" "$(metric $m enrich bytes_out)"
+expect_eq "metrics off: no latency" "0" "$(metric $m enrich latency_us.count)"
+check_one_to_one $m parse errors enrich db lines all
+
 # 2. Merge and dead letters: two files into one parse stage; the three
 #    bad lines go to the dead-letter file.
 cat > out/merge.yaml <<'YAML'
