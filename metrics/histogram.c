@@ -126,16 +126,16 @@ uint64_t sl__hist_count_le(const sl__hist_sum *sum, int64_t le_ns)
 /* ------------------------------------------------------------------ */
 
 /*
- * The period is the smallest power of two >= SL__LAT_EXACT_NS / mean, at
+ * The period is the smallest power of two >= SL__LAT_TARGET_NS / mean, at
  * most SL__LAT_MAX_PERIOD. A period of 2 costs as many clock reads as 1
  * (a timed record after an untimed one needs its own start time), so it
- * becomes 1.
+ * becomes 1: every record is timed from a mean of TARGET / 2 up.
  */
 static uint32_t choose_period(int64_t mean_ns)
 {
-    if (mean_ns >= SL__LAT_EXACT_NS)
+    if (mean_ns >= SL__LAT_TARGET_NS)
         return 1;
-    int64_t want = mean_ns > 0 ? (SL__LAT_EXACT_NS + mean_ns - 1) / mean_ns
+    int64_t want = mean_ns > 0 ? (SL__LAT_TARGET_NS + mean_ns - 1) / mean_ns
                                : SL__LAT_MAX_PERIOD;
     uint32_t p = 1;
     while ((int64_t)p < want && p < SL__LAT_MAX_PERIOD)

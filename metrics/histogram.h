@@ -21,7 +21,7 @@
  * fast stage spends on a record. Each worker times its records with a
  * sampling period chosen from the running mean latency so that timing
  * costs about 1% of the stage's time: every record when records take
- * 6 us or more, one in 4..64 below that (powers of two). A timed record
+ * 4 us or more, one in 4..256 below that (powers of two). A timed record
  * stands for itself and the untimed ones since the previous timed record
  * (it is recorded with that weight), so the histogram's count is the
  * number of calls and its sum their estimated total time.
@@ -87,10 +87,11 @@ uint64_t sl__hist_count_le(const sl__hist_sum *sum, int64_t le_ns);
 /* ------------------------------------------------------------------ */
 
 /* Longest sampling period (records per timed record). */
-#define SL__LAT_MAX_PERIOD 64
-/* Mean latency from which every record is timed (see the file comment:
- * with a ~30 ns clock read, timing costs ~1% from here on). */
-#define SL__LAT_EXACT_NS 6000
+#define SL__LAT_MAX_PERIOD 256
+/* The period is the smallest power of two >= SL__LAT_TARGET_NS / mean:
+ * with a clock read of ~35 ns, timing then costs about 1% of the stage's
+ * time (see the file comment). */
+#define SL__LAT_TARGET_NS 8000
 
 typedef struct sl__lat_sampler {
     bool off;          /* never time (metrics timing turned off) */

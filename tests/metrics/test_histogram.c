@@ -152,10 +152,10 @@ Test(histogram, sampler_samples_fast_records_and_weights_them)
 {
     sl__lat_sampler s;
     memset(&s, 0, sizeof(s));
-    int timed = drive(&s, 100000, 100);      /* 100 ns: period 64 */
-    cr_expect_eq(s.period, SL__LAT_MAX_PERIOD);
-    cr_expect_leq(timed, 100000 / 32, "timed %d", timed);
-    cr_expect_geq(timed, 100000 / SL__LAT_MAX_PERIOD);
+    int timed = drive(&s, 100000, 100);      /* 8000 / 100 -> 128 */
+    cr_expect_eq(s.period, 128);
+    cr_expect_leq(timed, 100000 / 64, "timed %d", timed);
+    cr_expect_geq(timed, 100000 / 128);
     sl__lat_finish(&s, &h);
     sl__hist_accumulate(&sum, &h);
     cr_expect_eq(sum.count, 100000, "every call counted, timed or not");
@@ -170,11 +170,13 @@ Test(histogram, sampler_period_follows_the_mean)
 {
     sl__lat_sampler s;
     memset(&s, 0, sizeof(s));
-    drive(&s, 200, 1500);                     /* 6000/1500 = 4 */
+    drive(&s, 400, 1500);                     /* 8000/1500 -> 8 */
+    cr_expect_eq(s.period, 8);
+    drive(&s, 400, 2500);                     /* 8000/2500 -> 4 */
     cr_expect_eq(s.period, 4);
-    drive(&s, 400, 3500);                     /* 6000/3500 -> 2 -> 1 */
+    drive(&s, 400, 4500);                     /* 8000/4500 -> 2 -> 1 */
     cr_expect_eq(s.period, 1);
-    drive(&s, 2000, 10);
+    drive(&s, 20000, 10);
     cr_expect_eq(s.period, SL__LAT_MAX_PERIOD);
     drive(&s, 200, 100000);                   /* slow again: every record */
     cr_expect_eq(s.period, 1);
