@@ -19,6 +19,8 @@ static const char main_usage[] =
     "                          file:line:col errors)\n"
     "  stages [TYPE]           list stage types, or one type's options\n"
     "  graph PIPELINE.yaml     print the stage graph as Graphviz DOT\n"
+    "  metrics SNAPSHOT        show a metrics snapshot as tables and name\n"
+    "                          the bottleneck\n"
     "  version                 print the version\n"
     "  help [COMMAND]          show help (also: COMMAND --help)\n"
     "\n"
@@ -35,6 +37,7 @@ static const struct {
     {"validate", sl__cli_validate},
     {"stages", sl__cli_stages},
     {"graph", sl__cli_graph},
+    {"metrics", sl__cli_metrics},
 };
 
 static int version(void)
@@ -55,8 +58,8 @@ static command_fn find(const char *name)
 static int unknown(const char *name)
 {
     static const char *const names[] = {"run",     "validate", "stages",
-                                        "graph",   "version",  "help",
-                                        NULL};
+                                        "graph",   "metrics",  "version",
+                                        "help",    NULL};
     const char *near = sl__diag_suggest(name, names, SIZE_MAX);
     if (near != NULL)
         sl__cli_error("unknown command '%s' (did you mean '%s'?)", name, near);

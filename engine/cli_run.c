@@ -13,6 +13,7 @@
 #include "engine/run.h"
 #include "engine/signals.h"
 #include "engine/stage_ctx.h"
+#include "metrics/endpoint.h"
 #include "sluice/error.h"
 
 static const char run_usage[] =
@@ -27,10 +28,19 @@ static const char run_usage[] =
     "                       wins over the environment)\n"
     "  --metrics-file PATH  write the metrics snapshot here (overrides\n"
     "                       metrics.file)\n"
+    "  --metrics-listen HOST:PORT\n"
+    "                       serve /metrics (Prometheus), /health and\n"
+    "                       /snapshot over HTTP while the run goes\n"
+    "                       (overrides metrics.listen; an empty HOST is\n"
+    "                       127.0.0.1, port 0 picks a free one)\n"
     "  --plugin PATH        load a stage plugin (repeatable)\n"
     "  --quiet, -q          no progress line and no summary table\n"
     "  --log-level LEVEL    error, warn, info (default) or debug\n"
     "  -h, --help           show this help\n"
+    "\n"
+    "Environment:\n"
+    "  SLUICE_METRICS_LATENCY=off  time no record (latency_us stays empty;\n"
+    "                       see docs/metrics.md)\n"
     "\n"
     "Exit codes: 0 success, 1 pipeline failure, 2 usage or configuration\n"
     "error, 3 forced stop.\n";
@@ -45,37 +55,29 @@ typedef struct progress {
     bool shown;              /* a line is on screen */
 } progress;
 
-static void rate_text(double v, char *buf, size_t size)
-{
-    if (v >= 1e6)
-        snprintf(buf, size, "%.1fM/s", v / 1e6);
-    else if (v >= 1e3)
-        snprintf(buf, size, "%.1fk/s", v / 1e3);
-    else
-        snprintf(buf, size, "%.0f/s", v);
-}
-
-/* Runs on the monitor thread: one line, redrawn in place. */
+/*
+ * Runs on the monitor thread: one line, redrawn in place, about the last
+ * interval (metrics/table.c: sl__metrics_progress_line).
+ */
 static void show_progress(void *arg, sl__run *run)
 {
     progress *p = arg;
-    sl__run_snapshot snap;
+    sl__run_snapshot snap, win;
     if (sl__run_snapshot_take(run, p->has_prev ? &p->prev : NULL, &snap) != 0)
         return;
+    bool has_win = p->has_prev &&
+                   sl__run_snapshot_window(&snap, &p->prev, &win) == 0;
     struct winsize ws;
     size_t width = 100;
     if (ioctl(STDERR_FILENO, TIOCGWINSZ, &ws) == 0 && ws.ws_col > 10)
         width = ws.ws_col;
     char line[1024];
-    int n = snprintf(line, sizeof(line), "%6.1fs ", snap.elapsed_s);
-    for (size_t i = 0; i < snap.n_stages && n < (int)sizeof(line); i++) {
-        char r[32];
-        rate_text(snap.stages[i].throughput_rps, r, sizeof(r));
-        n += snprintf(line + n, sizeof(line) - (size_t)n, "%s%s %s",
-                      i > 0 ? " | " : "", snap.stages[i].name, r);
-    }
-    if (width - 1 < sizeof(line))
-        line[width - 1] = '\0';
+    if (width > sizeof(line))
+        width = sizeof(line);
+    sl__metrics_progress_line(has_win ? &win : &snap, snap.elapsed_s, line,
+                              width);
+    if (has_win)
+        sl__run_snapshot_fini(&win);
     flockfile(stderr);
     fprintf(stderr, "\r\033[K%s", line);
     fflush(stderr);
@@ -88,6 +90,13 @@ static void show_progress(void *arg, sl__run *run)
     p->has_prev = true;
 }
 
+/* What the metrics endpoint serves: the run as it is now, throughput
+ * over the whole run so far. Runs on the endpoint's thread. */
+static int live_snapshot(void *arg, sl__run_snapshot *out)
+{
+    return sl__run_snapshot_take(arg, NULL, out);
+}
+
 /* ------------------------------------------------------------------ */
 
 typedef struct run_args {
@@ -95,6 +104,7 @@ typedef struct run_args {
     sl__strvec sets;
     sl__strvec plugins;
     const char *metrics_file;
+    const char *metrics_listen;
     bool quiet;
 } run_args;
 
@@ -135,6 +145,13 @@ static int parse_args(int argc, char **argv, run_args *a)
             if (v == NULL)
                 return SL__EXIT_USAGE;
             a->metrics_file = v;
+            continue;
+        }
+        if ((v = sl__cli_opt_value(argc, argv, &i, "--metrics-listen", &m)) !=
+                NULL || m) {
+            if (v == NULL)
+                return SL__EXIT_USAGE;
+            a->metrics_listen = v;
             continue;
         }
         if ((v = sl__cli_opt_value(argc, argv, &i, "--log-level", &m)) != NULL ||
@@ -185,6 +202,15 @@ static int run_loaded(const sl__loaded *l, const run_args *a)
     }
     progress prog;
     memset(&prog, 0, sizeof(prog));
+    bool latency_off = false;
+    const char *lat_env = getenv("SLUICE_METRICS_LATENCY");
+    if (lat_env != NULL && lat_env[0] != '\0') {
+        if (strcmp(lat_env, "off") == 0 || strcmp(lat_env, "0") == 0)
+            latency_off = true;
+        else if (strcmp(lat_env, "on") != 0 && strcmp(lat_env, "1") != 0)
+            sl__log(SL_LOG_WARN, NULL, "SLUICE_METRICS_LATENCY: expected on "
+                    "or off, got '%s'; latency stays on", lat_env);
+    }
     bool live = !a->quiet && isatty(STDERR_FILENO);
     sl__run_opts opts = {
         .cfg = cfg,
@@ -193,10 +219,12 @@ static int run_loaded(const sl__loaded *l, const run_args *a)
         .metrics_file = a->metrics_file,
         .progress = live ? show_progress : NULL,
         .progress_arg = &prog,
+        .latency_off = latency_off,
     };
     int exit_code = SL__EXIT_FAILED;
     sl_diag *diag = sl__diag_create();
     sl__run *run = NULL;
+    sl__metrics_server *server = NULL;
     int rc = diag != NULL ? sl__run_create(&opts, diag, &run) : SL_ENOMEM;
     if (diag != NULL)
         sl__diag_print(diag, stderr);
@@ -207,6 +235,22 @@ static int run_loaded(const sl__loaded *l, const run_args *a)
         goto out;
     }
 
+    const char *listen_addr = a->metrics_listen != NULL ? a->metrics_listen
+                                                        : cfg->metrics.listen;
+    if (listen_addr != NULL) {
+        char err[256];
+        rc = sl__metrics_server_start(listen_addr, live_snapshot, run, err,
+                                      sizeof(err), &server);
+        if (rc != 0) {
+            sl__cli_error("metrics endpoint: %s",
+                          rc == SL_ENOMEM ? "out of memory" : err);
+            exit_code = rc == SL_EINVAL ? SL__EXIT_USAGE : SL__EXIT_FAILED;
+            goto out;
+        }
+        sl__log(SL_LOG_INFO, NULL, "metrics at http://%s/metrics",
+                sl__metrics_server_address(server));
+    }
+
     sl__signals *sig = NULL;
     if (sl__signals_start(run, &sig) != 0)
         sl__log(SL_LOG_WARN, NULL, "no signal thread: SIGINT/SIGTERM will "
@@ -215,6 +259,8 @@ static int run_loaded(const sl__loaded *l, const run_args *a)
     sl__run_start(run);
     sl__run_wait(run, &res);
     sl__signals_stop(sig);
+    sl__metrics_server_stop(server);
+    server = NULL;
 
     if (prog.shown) {
         sl__log_set_clear_line(false);
@@ -225,6 +271,9 @@ static int run_loaded(const sl__loaded *l, const run_args *a)
         if (sl__run_snapshot_take(run, NULL, &snap) == 0) {
             snap.status = res.status;
             sl__run_snapshot_print_table(&snap, stderr);
+            /* below a second, start-up dominates the figures */
+            if (snap.elapsed_s >= 1.0 && sl__metrics_bottleneck(&snap) >= 0)
+                sl__metrics_print_bottleneck(&snap, stderr);
             sl__run_snapshot_fini(&snap);
         }
     }
@@ -233,6 +282,7 @@ static int run_loaded(const sl__loaded *l, const run_args *a)
         sl__cli_error("%s", res.cause);
     exit_code = res.exit_code;
 out:
+    sl__metrics_server_stop(server);
     if (prog.has_prev)
         sl__run_snapshot_fini(&prog.prev);
     sl__run_destroy(run);

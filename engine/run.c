@@ -46,19 +46,11 @@ static void add_ns(_Atomic int64_t *c, int64_t ns)
                           memory_order_relaxed);
 }
 
-const char *sl__run_status_name(sl__run_status s)
+/* The worker's idea of now, just read from the clock. */
+static inline void set_now(run_worker *w, int64_t now)
 {
-    switch (s) {
-    case SL__RUN_RUNNING:
-        return "running";
-    case SL__RUN_SUCCEEDED:
-        return "succeeded";
-    case SL__RUN_INTERRUPTED:
-        return "interrupted";
-    case SL__RUN_FAILED:
-        return "failed";
-    }
-    return "unknown";
+    w->now_ns = now;
+    w->now_stale = false;
 }
 
 /* ================================================================== */
@@ -162,7 +154,7 @@ static int outbox_send(run_worker *w, outbox *ob)
     int64_t t1 = sl__run_now();
     add_ns(&w->blocked_send_ns, t1 - t0);
     atomic_store_explicit(&ob->n, 0, memory_order_relaxed);
-    w->now_ns = t1;
+    set_now(w, t1);
     return rc;
 }
 
@@ -269,7 +261,7 @@ static int run_emit(sl_stage_ctx *sc, sl_record *rec)
                 return rc;
             }
         }
-        w->now_ns = sl__run_now();
+        set_now(w, sl__run_now());
         atomic_store_explicit(&w->counters.heartbeat_ns, w->now_ns,
                               memory_order_relaxed);
     }
@@ -438,14 +430,22 @@ static int attempt(run_worker *w, sl_record *rec, bool *consumed)
         *consumed = false;
         return sl_stage_error(&w->sc, SL_EBREAKER, "circuit breaker open");
     }
-    /* now_ns was read after the last receive or call: no clock read here */
+    /* Timed records (see metrics/histogram.h) start at now_ns when it was
+     * read after the last receive or timed call, saving a clock read. */
+    bool timed = sl__lat_begin(&w->lat);
+    if (timed && w->now_stale)
+        set_now(w, sl__run_now());
     int64_t t0 = w->now_ns;
     atomic_store_explicit(&w->counters.heartbeat_ns, t0, memory_order_relaxed);
     sl__worker_set_state(&w->counters, SL__WS_PROCESSING);
     int rc = call_process(w, rec);
-    int64_t t1 = sl__run_now();
-    w->now_ns = t1;
-    sl__hist_record(&w->counters.latency, t1 - t0);
+    if (timed) {
+        int64_t t1 = sl__run_now();
+        set_now(w, t1);
+        sl__lat_end(&w->lat, &w->counters.latency, t1 - t0);
+    } else {
+        w->now_stale = true;
+    }
     *consumed = sl__stage_ctx_end_record(&w->sc);
     if (st->breaker != NULL)
         sl_breaker_record(st->breaker, rc >= 0);
@@ -472,7 +472,7 @@ static int process_one(run_worker *w, sl_record *rec)
             sl_record_free(rec);
             return STEP_STOP;
         }
-        w->now_ns = sl__run_now();   /* the wait is not the stage's latency */
+        set_now(w, sl__run_now());   /* the wait is not the stage's latency */
     }
     bool consumed = false;
     int rc = attempt(w, rec, &consumed);
@@ -490,7 +490,7 @@ static int process_one(run_worker *w, sl_record *rec)
             if (sl_retry_sleep(&st->retry, run->clock, run->root, a, &w->rng) != 0)
                 break;
             sl__count(&w->counters.retries, 1);
-            w->now_ns = sl__run_now();
+            set_now(w, sl__run_now());
             rc = attempt(w, rec, &consumed);
         }
         if (rc >= 0)
@@ -543,11 +543,11 @@ static int stage_flush(run_worker *w, bool final)
         return SL_ECANCELED;
     sl__stage_ctx_clear_error(&w->sc);
     sl__worker_set_state(&w->counters, SL__WS_FLUSHING);
-    w->now_ns = sl__run_now();
+    set_now(w, sl__run_now());
     atomic_store_explicit(&w->counters.heartbeat_ns, w->now_ns,
                           memory_order_relaxed);
     int rc = st->desc->flush(w->state, &w->sc);
-    w->now_ns = sl__run_now();
+    set_now(w, sl__run_now());
     w->dirty = false;
     if (rc < 0) {
         if (!sl_ctx_is_done(st->run->root))
@@ -581,7 +581,7 @@ static int timed_recv(run_worker *w, sl_record **items, size_t *got,
         pthread_mutex_unlock(mu);
     int64_t t1 = sl__run_now();
     add_ns(&w->idle_recv_ns, t1 - t0);
-    w->now_ns = t1;
+    set_now(w, t1);
     return rc;
 }
 
@@ -732,7 +732,7 @@ static void ordered_loop(run_worker *w)
         int rc = sl_chan_recv_batch(st->in, st->run->root, (void **)items,
                                     st->run->batch, &got);
         pthread_mutex_unlock(&st->recv_mu);
-        w->now_ns = sl__run_now();
+        set_now(w, sl__run_now());
         add_ns(&w->idle_recv_ns, w->now_ns - t0);
         bool final = rc == SL_ECLOSED;
         if (rc != 0 && !final)
@@ -788,6 +788,25 @@ static void release_outputs(run_worker *w)
     }
 }
 
+/*
+ * Before destroy() frees a breaker the stage asked us to watch: keep its
+ * last figures for the snapshots still to come, and stop reading it.
+ */
+static void detach_breaker(run_worker *w)
+{
+    sl_breaker *b = atomic_load(&w->counters.breaker);
+    if (b == NULL)
+        return;
+    sl__run *run = w->st->run;
+    pthread_mutex_lock(&run->breaker_mu);
+    w->breaker_state = sl_breaker_get_state(b);
+    w->breaker_opens = sl_breaker_opens(b);
+    w->breaker_rejections = sl_breaker_rejections(b);
+    w->breaker_detached = true;
+    atomic_store(&w->counters.breaker, NULL);
+    pthread_mutex_unlock(&run->breaker_mu);
+}
+
 static void *worker_main(void *arg)
 {
     run_worker *w = arg;
@@ -795,7 +814,7 @@ static void *worker_main(void *arg)
     sl__run *run = st->run;
     bool init_called = false;
 
-    w->now_ns = sl__run_now();
+    set_now(w, sl__run_now());
     if (!sl_ctx_is_done(run->root)) {
         init_called = true;
         if (st->desc->init != NULL) {
@@ -815,9 +834,12 @@ static void *worker_main(void *arg)
             consumer_loop(w);
     }
 out:
+    sl__lat_finish(&w->lat, &w->counters.latency);
     release_outputs(w);
+    detach_breaker(w);
     if (init_called && st->desc->destroy != NULL)
         st->desc->destroy(w->state);
+    atomic_store(&w->done_ns, sl__run_now());
     sl__worker_set_state(&w->counters, SL__WS_DONE);
     if (atomic_fetch_sub(&run->live_workers, 1) == 1)
         wake_monitor(run);
@@ -1163,6 +1185,7 @@ static int setup_worker(sl__run *run, run_stage *st, int i, sl_diag *diag)
     run_worker *w = &st->workers[i];
     w->st = st;
     w->index = i;
+    w->lat.off = run->latency_off;
     w->rng = (uint64_t)sl__run_now() ^ ((uint64_t)(st->index + 1) << 32) ^
              (uint64_t)i;
     sl__stage_ctx_init(&w->sc, st->conf->name, st->desc->name, st->desc->kind,
@@ -1247,8 +1270,10 @@ int sl__run_create(const sl__run_opts *opts, sl_diag *diag, sl__run **out)
     run->batch = opts->batch > 0 && opts->batch < SL__OUTBOX_BATCH
                      ? opts->batch : SL__OUTBOX_BATCH;
     pthread_mutex_init(&run->dl_mu, NULL);
+    pthread_mutex_init(&run->breaker_mu, NULL);
     run->metrics_interval_ns = cfg->metrics.interval_ns > 0
                                    ? cfg->metrics.interval_ns : SL_NS_PER_S;
+    run->latency_off = opts->latency_off;
     run->progress = opts->progress;
     run->progress_arg = opts->progress_arg;
     run->progress_interval_ns = opts->progress_interval_ns > 0
@@ -1477,6 +1502,7 @@ void sl__run_destroy(sl__run *run)
         fclose(run->dl);
     free(run->dl_path);
     pthread_mutex_destroy(&run->dl_mu);
+    pthread_mutex_destroy(&run->breaker_mu);
     free(run->metrics_file);
     free(run->history_file);
     sl_ctx_destroy(run->sources);

@@ -33,6 +33,7 @@
 #include "engine/config.h"
 #include "engine/diag.h"
 #include "engine/stage_ctx.h"
+#include "metrics/snapshot.h"
 #include "sluice/clock.h"
 
 /* Records a worker collects before handing them downstream. */
@@ -49,15 +50,6 @@ typedef struct sl__run_stage {
      * with the descriptor's option table. NULL: defaults only. */
     const char *options_yaml;
 } sl__run_stage;
-
-typedef enum sl__run_status {
-    SL__RUN_RUNNING = 0,
-    SL__RUN_SUCCEEDED,      /* every source finished, everything stored */
-    SL__RUN_INTERRUPTED,    /* stopped on request (graceful or forced) */
-    SL__RUN_FAILED,         /* a stage failed or the deadline passed */
-} sl__run_status;
-
-const char *sl__run_status_name(sl__run_status s);
 
 /* What a finished run ended with. */
 typedef struct sl__run_result {
@@ -84,6 +76,9 @@ typedef struct sl__run_opts {
     size_t batch;                /* records per hand-over, 1..64; 0 = 64.
                                     1 sends and receives one at a time
                                     (for comparison: bench_run) */
+    bool latency_off;            /* time no record: latency_us stays empty
+                                    (SLUICE_METRICS_LATENCY=off; see
+                                    docs/metrics.md "Overhead") */
 } sl__run_opts;
 
 /*
@@ -125,60 +120,16 @@ void sl__run_dump(sl__run *run, FILE *out);
 /* Snapshots (metrics_snapshot.c)                                      */
 /* ------------------------------------------------------------------ */
 
-typedef struct sl__stage_snapshot {
-    const char *name;           /* borrowed from the run */
-    const char *type;
-    sl_stage_kind kind;
-    int workers;
-    uint64_t records_in;
-    uint64_t records_out;
-    uint64_t errors;
-    uint64_t dropped;
-    uint64_t retries;
-    uint64_t bytes_in;
-    uint64_t bytes_out;
-    size_t queue_depth;         /* input channel; 0 for a source */
-    size_t queue_capacity;
-    size_t queue_max_depth;     /* high-water mark */
-    double blocked_send_s;      /* summed over workers */
-    double idle_recv_s;         /* summed over workers */
-    double latency_p50_us;
-    double latency_p90_us;
-    double latency_p99_us;
-    double latency_max_us;
-    double throughput_rps;      /* records per second (see metrics docs) */
-} sl__stage_snapshot;
-
-typedef struct sl__run_snapshot {
-    const char *pipeline;
-    sl__run_status status;
-    double elapsed_s;
-    const char *cause;          /* "" unless failed/forced */
-    size_t n_stages;
-    sl__stage_snapshot *stages; /* owned by the snapshot */
-} sl__run_snapshot;
-
 /*
- * Take a snapshot now. throughput_rps is over the time since prev (same
- * stages, may be NULL: over the whole run). Returns 0 or SL_ENOMEM.
- * Thread: any.
+ * Take a snapshot now: status RUNNING, or FAILED / INTERRUPTED as soon as
+ * a failure or forced stop has decided the outcome (the caller sets the
+ * final status once the run is waited for).
+ * throughput_rps is over the time since prev (same stages, may be NULL:
+ * over the whole run). Free with sl__run_snapshot_fini. Returns 0 or
+ * SL_ENOMEM. Thread: any, while the run exists.
  */
 int sl__run_snapshot_take(sl__run *run, const sl__run_snapshot *prev,
                           sl__run_snapshot *out);
-void sl__run_snapshot_fini(sl__run_snapshot *s);
-
-/* The snapshot as one line of JSON (DESIGN.md "Metrics"), no newline.
- * Returns 0 or SL_ENOMEM. */
-int sl__run_snapshot_json(const sl__run_snapshot *s, sl_buf *out);
-
-/* Write it to path atomically (temp file + rename). 0 or SL_EIO. */
-int sl__run_snapshot_write(const sl__run_snapshot *s, const char *path);
-
-/* Append it as one line to path. 0 or SL_EIO. */
-int sl__run_snapshot_append(const sl__run_snapshot *s, const char *path);
-
-/* The per-stage summary table printed at the end of `sluice run`. */
-void sl__run_snapshot_print_table(const sl__run_snapshot *s, FILE *out);
 
 /* ------------------------------------------------------------------ */
 /* Introspection for tests and the CLI                                 */

@@ -44,10 +44,19 @@ typedef struct run_worker {
     sl__stage_counters counters;/* this worker's metrics */
     _Atomic int64_t blocked_send_ns; /* atomic: time handing records on */
     _Atomic int64_t idle_recv_ns;    /* atomic: time waiting for input */
+    _Atomic int64_t done_ns;    /* atomic: when the worker ended, 0 before */
     void *state;                /* the stage's state (options filled) */
     bool options_filled;        /* sl__options_free is owed */
     outbox *outs;               /* one per reader of the stage */
     int64_t now_ns;             /* worker thread: last time read */
+    bool now_stale;             /* worker thread: records ran since */
+    sl__lat_sampler lat;        /* worker thread: which records to time */
+    /* a breaker the stage watches (counters.breaker), as last read before
+       destroy(): guarded by run->breaker_mu */
+    bool breaker_detached;
+    sl_breaker_state breaker_state;
+    uint64_t breaker_opens;
+    uint64_t breaker_rejections;
     uint64_t rng;               /* worker thread: retry jitter */
     bool dirty;                 /* worker thread: processed since flush() */
     int64_t stall_reported_hb;  /* monitor: heartbeat already reported */
@@ -107,9 +116,12 @@ struct sl__run {
     char *dl_path;              /* owned */
     pthread_mutex_t dl_mu;      /* guards dl: one writer at a time */
     /* metrics */
+    pthread_mutex_t breaker_mu; /* guards stages' watched breakers against
+                                   their destroy() while a snapshot reads */
     char *metrics_file;         /* owned; NULL = none */
     char *history_file;         /* owned; NULL = none */
     int64_t metrics_interval_ns;/* immutable */
+    bool latency_off;           /* immutable: no record is timed */
     sl__run_progress_fn progress; /* immutable */
     void *progress_arg;         /* immutable */
     int64_t progress_interval_ns; /* immutable */

@@ -1,9 +1,10 @@
 /*
  * The engine side of the stage API: sl_emit, sl_record_drop/stored, error
- * messages, identity and context accessors, counters, logging, and the
- * latency histogram the counters carry. Both the runtime (engine/run.c) and
- * the stage harness (engine/harness.c) use it, each plugging in its own
- * emit target.
+ * messages, identity and context accessors, counters (and a circuit
+ * breaker the stage asks the engine to report), logging. Both the runtime
+ * (engine/run.c) and the stage harness (engine/harness.c) use it, each
+ * plugging in its own emit target. The latency histogram the counters
+ * carry is metrics/histogram.c.
  */
 #include "engine/stage_ctx.h"
 
@@ -14,94 +15,6 @@
 #include <time.h>
 
 #include "sluice/error.h"
-
-/* ================================================================== */
-/* Histogram                                                           */
-/* ================================================================== */
-
-/* Bucket of ns: 0..7 exact, then 8 sub-buckets per power of two. */
-int sl__hist_bucket(int64_t ns)
-{
-    if (ns < SL__HIST_SUB)
-        return ns < 0 ? 0 : (int)ns;
-    uint64_t v = (uint64_t)ns;
-    int e = 63 - __builtin_clzll(v);          /* 3..62 */
-    int mant = (int)((v >> (e - 3)) & 7u);
-    return SL__HIST_SUB + (e - 3) * SL__HIST_SUB + mant;
-}
-
-int64_t sl__hist_bucket_low(int i)
-{
-    if (i < SL__HIST_SUB)
-        return i;
-    int k = i - SL__HIST_SUB;
-    int e = k / SL__HIST_SUB + 3;
-    uint64_t mant = (uint64_t)(k % SL__HIST_SUB);
-    return (int64_t)((8u + mant) << (e - 3));
-}
-
-int64_t sl__hist_bucket_high(int i)
-{
-    if (i < SL__HIST_SUB)
-        return i;
-    if (i >= SL__HIST_BUCKETS - 1)
-        return INT64_MAX;
-    return sl__hist_bucket_low(i + 1) - 1;
-}
-
-void sl__hist_record(sl__hist *h, int64_t ns)
-{
-    if (ns < 0)
-        ns = 0;
-    sl__count(&h->buckets[sl__hist_bucket(ns)], 1);
-    sl__count(&h->count, 1);
-    if (ns > atomic_load_explicit(&h->max_ns, memory_order_relaxed))
-        atomic_store_explicit(&h->max_ns, ns, memory_order_relaxed);
-}
-
-void sl__hist_accumulate(sl__hist_sum *sum, const sl__hist *h)
-{
-    for (int i = 0; i < SL__HIST_BUCKETS; i++)
-        sum->buckets[i] += atomic_load_explicit(&h->buckets[i],
-                                                memory_order_relaxed);
-    sum->count += atomic_load_explicit(&h->count, memory_order_relaxed);
-    int64_t m = atomic_load_explicit(&h->max_ns, memory_order_relaxed);
-    if (m > sum->max_ns)
-        sum->max_ns = m;
-}
-
-/*
- * The count is recomputed from the buckets: a snapshot taken while a worker
- * records may see the bucket and the total out of step, and the buckets are
- * what the answer is read from.
- */
-int64_t sl__hist_quantile(const sl__hist_sum *sum, double q)
-{
-    uint64_t total = 0;
-    for (int i = 0; i < SL__HIST_BUCKETS; i++)
-        total += sum->buckets[i];
-    if (total == 0)
-        return 0;
-    if (q < 0)
-        q = 0;
-    if (q > 1)
-        q = 1;
-    /* rank of the wanted value, 1-based */
-    uint64_t rank = (uint64_t)(q * (double)total + 0.999999);
-    if (rank < 1)
-        rank = 1;
-    if (rank > total)
-        rank = total;
-    uint64_t seen = 0;
-    for (int i = 0; i < SL__HIST_BUCKETS; i++) {
-        seen += sum->buckets[i];
-        if (seen >= rank) {
-            int64_t v = sl__hist_bucket_high(i);
-            return (sum->max_ns > 0 && v > sum->max_ns) ? sum->max_ns : v;
-        }
-    }
-    return sum->max_ns;
-}
 
 const char *sl__worker_state_name(sl__worker_state s)
 {
@@ -284,6 +197,11 @@ void sl_stage_count_error(sl_stage_ctx *sc)
 void sl_stage_count_bytes_in(sl_stage_ctx *sc, uint64_t n)
 {
     sl__count(&sc->counters->bytes_in, n);
+}
+
+void sl_stage_watch_breaker(sl_stage_ctx *sc, sl_breaker *b)
+{
+    atomic_store(&sc->counters->breaker, b);
 }
 
 void sl_stage_log(const sl_stage_ctx *sc, sl_log_level level,

@@ -25,50 +25,9 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include "metrics/histogram.h"
+#include "sluice/breaker.h"
 #include "sluice/stage.h"
-
-/* ------------------------------------------------------------------ */
-/* Latency histogram                                                   */
-/* ------------------------------------------------------------------ */
-
-/*
- * Log-bucketed histogram of nanosecond durations: values below 8 have a
- * bucket each, then every power of two is split into 8 buckets, so a bucket
- * is at most 12.5% wide. The exact maximum is kept alongside.
- */
-#define SL__HIST_SUB 8
-#define SL__HIST_BUCKETS (SL__HIST_SUB + 60 * SL__HIST_SUB)
-
-typedef struct sl__hist {
-    _Atomic uint64_t buckets[SL__HIST_BUCKETS]; /* atomic: counts per bucket */
-    _Atomic uint64_t count;                     /* atomic: values recorded */
-    _Atomic int64_t max_ns;                     /* atomic: largest value */
-} sl__hist;
-
-/* Bucket index of a duration (negative values count as 0). Thread: any. */
-int sl__hist_bucket(int64_t ns);
-/* Smallest and largest value falling in bucket i. Thread: any. */
-int64_t sl__hist_bucket_low(int i);
-int64_t sl__hist_bucket_high(int i);
-
-/* Record one value. Single writer (the owning worker). */
-void sl__hist_record(sl__hist *h, int64_t ns);
-
-/*
- * A plain (non-atomic) copy of one or more histograms, for computing
- * percentiles at snapshot time.
- */
-typedef struct sl__hist_sum {
-    uint64_t buckets[SL__HIST_BUCKETS];
-    uint64_t count;
-    int64_t max_ns;
-} sl__hist_sum;
-
-/* Add h into sum (sum must start zeroed). Thread: any. */
-void sl__hist_accumulate(sl__hist_sum *sum, const sl__hist *h);
-/* The value at quantile q (0..1): the upper bound of the bucket holding it,
- * capped at the maximum. 0 when empty. Thread: any. */
-int64_t sl__hist_quantile(const sl__hist_sum *sum, double q);
 
 /* ------------------------------------------------------------------ */
 /* Counters                                                            */
@@ -100,6 +59,8 @@ typedef struct sl__stage_counters {
     _Atomic uint64_t bytes_out;    /* atomic: bytes emitted / stored */
     _Atomic int64_t heartbeat_ns;  /* atomic: last sign of life (real clock) */
     _Atomic int state;             /* atomic: sl__worker_state */
+    sl_breaker *_Atomic breaker;   /* atomic: one the stage asked the engine
+                                      to report (sl_stage_watch_breaker) */
     sl__hist latency;              /* time per process() call */
 } sl__stage_counters;
 

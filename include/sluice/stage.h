@@ -42,6 +42,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "breaker.h"
 #include "clock.h"
 #include "context.h"
 #include "expr.h"
@@ -192,6 +193,18 @@ void sl_stage_count_retry(sl_stage_ctx *sc);
 void sl_stage_count_error(sl_stage_ctx *sc);
 /* Bytes read by a source (bytes_in) — records_in/out are counted for you. */
 void sl_stage_count_bytes_in(sl_stage_ctx *sc, uint64_t n);
+
+/*
+ * Report circuit breaker b in this worker's metrics (state, times opened,
+ * calls refused: `sluice metrics`, /metrics, /health). Call from init().
+ * b must stay valid until the stage's destroy() is called; the engine
+ * stops reading it just before. Reading its state may move an open
+ * breaker whose cooldown has passed to half-open, and so call its
+ * on_change on a metrics thread. A breaker the engine applies itself
+ * (the `circuit_breaker` key of a stage that does not declare it) is
+ * reported without this.
+ */
+void sl_stage_watch_breaker(sl_stage_ctx *sc, sl_breaker *b);
 
 typedef enum sl_log_level {
     SL_LOG_ERROR = 0,
