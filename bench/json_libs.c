@@ -2,7 +2,7 @@
  * json_libs: the measurement behind docs/decisions/0001 — which Debian JSON
  * library sluice parses and serialises records with.
  *
- *   json_libs_LIB EVENTS.jsonl [--runs N] [--suite DIR]
+ *   json_libs_LIB EVENTS.jsonl [--runs N] [--suite DIR] [--raw] [--no-checks]
  *
  * Compiled once per library with -DBENCH_JANSSON, -DBENCH_JSONC,
  * -DBENCH_CJSON or -DBENCH_SLUICE (jansson and json-c declare the same
@@ -13,7 +13,9 @@
  * serialiser), it reports
  *   - parse-only and parse+serialise throughput over every line of the
  *     file, median of N runs (MB/s of input, lines/s) by CPU time, with
- *     the wall-clock median beside it;
+ *     the wall-clock median beside it (--raw: one line per run instead,
+ *     which bench/json_libs.sh interleaves across libraries so a busy
+ *     machine slows all of them alike);
  *   - correctness properties: int64 precision, NUL in strings, trailing
  *     garbage, order of keys, error message with line/column;
  *   - JSONTestSuite results (y_ accepted, n_ rejected, i_ accepted) when
@@ -354,10 +356,21 @@ static int cmp_double(const void *a, const void *b)
     return (x > y) - (x < y);
 }
 
-static void throughput(const lib *L, const lines *l, int runs)
+static void throughput(const lib *L, const lines *l, int runs, int raw)
 {
     static const char *const modes[] = {"parse", "parse+dump"};
     for (int mode = 0; mode < 2; mode++) {
+        if (raw) {
+            /* One line per run for the script to aggregate across programs. */
+            for (int r = 0; r < runs; r++) {
+                size_t checksum = 0;
+                double wall, cpu = one_pass(L, l, mode, &checksum, &wall);
+                printf("raw %s %s %.6f %.6f %zu %zu\n", L->name, modes[mode], cpu, wall, l->size,
+                       l->n);
+                fflush(stdout);
+            }
+            continue;
+        }
         double t[64], w[64];
         size_t checksum = 0;
         for (int r = 0; r < runs; r++)
@@ -519,33 +532,46 @@ static void suite(const lib *L, const char *dir)
 int main(int argc, char **argv)
 {
     const char *path = NULL, *suite_dir = NULL;
-    int runs = 5;
+    int runs = 5, raw = 0, checks = 1;
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--runs") == 0 && i + 1 < argc)
             runs = atoi(argv[++i]);
+        else if (strcmp(argv[i], "--raw") == 0)
+            raw = 1;
+        else if (strcmp(argv[i], "--no-checks") == 0)
+            checks = 0;
         else if (strcmp(argv[i], "--suite") == 0 && i + 1 < argc)
             suite_dir = argv[++i];
         else
             path = argv[i];
     }
-    if (path == NULL || runs < 1 || runs > 64) {
-        fprintf(stderr, "usage: json_libs_LIB EVENTS.jsonl [--runs N] [--suite DIR]\n");
+    if (path == NULL || runs < 0 || runs > 64) {
+        fprintf(stderr, "usage: json_libs_LIB EVENTS.jsonl [--runs N] [--suite DIR] [--raw] "
+                        "[--no-checks]\n");
         return 2;
     }
     out_reserve(1 << 16);
 
-    printf("== %s: correctness\n", the_lib.name);
-    correctness(&the_lib);
-    if (suite_dir != NULL) {
+    if (checks) {
+        printf("== %s: correctness\n", the_lib.name);
+        correctness(&the_lib);
+    }
+    if (checks && suite_dir != NULL) {
         printf("== %s: JSONTestSuite (%s)\n", the_lib.name, suite_dir);
         suite(&the_lib, suite_dir);
     }
 
+    if (runs == 0) {   /* checks only */
+        lib_fini();
+        free(out_buf);
+        return 0;
+    }
     lines l;
     load_lines(path, &l);
-    printf("== %s: throughput on %s, %zu lines, %.1f MB, median of %d runs\n", the_lib.name,
-           path, l.n, (double)l.size / 1e6, runs);
-    throughput(&the_lib, &l, runs);
+    if (!raw)
+        printf("== %s: throughput on %s, %zu lines, %.1f MB, median of %d runs\n", the_lib.name,
+               path, l.n, (double)l.size / 1e6, runs);
+    throughput(&the_lib, &l, runs, raw);
 
     lib_fini();
     free(out_buf);

@@ -49,7 +49,13 @@ static const sl_value *array_at(const sl_value *a, int64_t i)
 static void eval_field(const sl__xnode *n, const sl__xeval *E, sl__xval *out)
 {
     const sl_value *v = E->fields;
-    for (uint32_t k = 0; v != NULL && k < n->u.path.n; k++) {
+    uint32_t k = 0;
+    /* The fields are always an object: the first key needs no type check. */
+    if (v != NULL && n->u.path.n > 0 && n->u.path.segs[0].key != NULL) {
+        v = sl_object_getn(v, n->u.path.segs[0].key, n->u.path.segs[0].key_len);
+        k = 1;
+    }
+    for (; v != NULL && k < n->u.path.n; k++) {
         const sl__xseg *s = &n->u.path.segs[k];
         sl_type t = sl_value_type(v);
         if (s->key != NULL)
@@ -78,6 +84,8 @@ static inline int eval_kid(const sl__xnode *n, sl__xeval *E, sl__xval *out)
     return sl__xeval_node(n, E, out);
 }
 
+/* base[index] on a computed base or index: an int on an array, a string
+ * on an object; anything else reads as null. */
 static int eval_index(const sl__xnode *n, sl__xeval *E, sl__xval *out)
 {
     sl__xval base, idx;
@@ -150,6 +158,7 @@ static int type_error(sl__xeval *E, const sl__xnode *n, const char *verb,
                            sl__xtype_name(a->t), sl__xtype_name(b->t), note);
 }
 
+/* a + b for strings: borrowed when one side is empty, else in scratch. */
 static int concat(const sl__xnode *n, sl__xeval *E, const sl__xval *a,
                   const sl__xval *b, sl__xval *out)
 {
@@ -173,6 +182,7 @@ static int concat(const sl__xnode *n, sl__xeval *E, const sl__xval *a,
     return 0;
 }
 
+/* int op int: exact or SL_ERANGE (overflow, division by zero). */
 static int int_arith(const sl__xnode *n, sl__xeval *E, int64_t a, int64_t b,
                      sl__xval *out)
 {
@@ -207,6 +217,7 @@ static int int_arith(const sl__xnode *n, sl__xeval *E, int64_t a, int64_t b,
     return 0;
 }
 
+/* Arithmetic once either side is a double. */
 static int double_arith(const sl__xnode *n, sl__xeval *E, double a, double b,
                         sl__xval *out)
 {
@@ -237,6 +248,7 @@ static int double_arith(const sl__xnode *n, sl__xeval *E, double a, double b,
     return 0;
 }
 
+/* + - * / %: both sides evaluated, then by type (see docs/expressions.md). */
 static int eval_arith(const sl__xnode *n, sl__xeval *E, sl__xval *out)
 {
     sl__xval a, b;
@@ -299,6 +311,7 @@ static int eval_order(const sl__xnode *n, sl__xeval *E, sl__xval *out)
     return 0;
 }
 
+/* The left side of =~ must be a string, or null (which never matches). */
 static int match_subject(const sl__xnode *n, sl__xeval *E, const sl__xval *s,
                          bool negate)
 {
@@ -309,6 +322,7 @@ static int match_subject(const sl__xnode *n, sl__xeval *E, const sl__xval *s,
                            negate ? "!~" : "=~", sl__xtype_name(s->t));
 }
 
+/* =~ / !~ against a pattern compiled with the expression. */
 static int eval_match(const sl__xnode *n, sl__xeval *E, sl__xval *out)
 {
     sl__xval s;
@@ -344,6 +358,10 @@ static int eval_match_dyn(const sl__xnode *n, sl__xeval *E, sl__xval *out)
     if (memchr(pat.u.s.p, '\0', pat.u.s.n) != NULL)
         return sl__xeval_error(E, n, SL_EINVAL, "a regular expression cannot "
                                "contain a NUL character");
+    const char *refusal;
+    if (!sl__xregex_check(pat.u.s.p, pat.u.s.n, &refusal))
+        return sl__xeval_error(E, n, SL_EINVAL, "invalid regular expression: "
+                               "%s", refusal);
     sl__xregex re;
     memset(&re, 0, sizeof(re));
     re.kind = SL__RE_POSIX;
@@ -363,9 +381,10 @@ static int eval_match_dyn(const sl__xnode *n, sl__xeval *E, sl__xval *out)
     return 0;
 }
 
+/* Arguments left to right (all of them: functions do not short-circuit). */
 static int eval_call(const sl__xnode *n, sl__xeval *E, sl__xval *out)
 {
-    sl__xval args[2];
+    sl__xval args[SL__XFUNC_MAX_ARGS];
     for (uint32_t i = 0; i < n->u.call.nargs; i++) {
         int rc = eval_kid(n->u.call.args[i], E, &args[i]);
         if (rc < 0)
@@ -477,6 +496,7 @@ int sl__xeval_node(const sl__xnode *n, sl__xeval *E, sl__xval *out)
 
 #define SL__XSCRATCH_INLINE 256
 
+/* Evaluate, then box the result (the only allocation for a scalar). */
 int sl_expr_eval(const sl_expr *e, const sl_record *rec,
                  const sl_expr_env *env, sl_value **out, sl_expr_error *err)
 {
@@ -513,6 +533,7 @@ int sl_expr_eval(const sl_expr *e, const sl_record *rec,
     return rc;
 }
 
+/* Evaluate and take the truth of the result; nothing is boxed. */
 int sl_expr_eval_bool(const sl_expr *e, const sl_record *rec,
                       const sl_expr_env *env, bool *result, sl_expr_error *err)
 {

@@ -17,6 +17,7 @@
 #include "engine/expr_internal.h"
 #include "sluice/error.h"
 
+/* Name and arity of each function; the parser checks calls against it. */
 const sl__xfunc sl__xfuncs[SL__F_COUNT_] = {
     [SL__F_LEN] = {"len", 1, 1},
     [SL__F_LOWER] = {"lower", 1, 1},
@@ -30,6 +31,7 @@ const sl__xfunc sl__xfuncs[SL__F_COUNT_] = {
     [SL__F_SEQ] = {"seq", 0, 0},
 };
 
+/* Exact, case-sensitive lookup of name[0..len). */
 int sl__xfunc_find(const char *name, size_t len)
 {
     for (int i = 0; i < SL__F_COUNT_; i++)
@@ -417,6 +419,7 @@ static int64_t wall_clock_ns(void)
     return (int64_t)ts.tv_sec * INT64_C(1000000000) + ts.tv_nsec;
 }
 
+/* Dispatch a call; args holds n->u.call.nargs evaluated arguments. */
 int sl__xcall(const sl__xnode *n, sl__xeval *E, const sl__xval *args,
               sl__xval *out)
 {

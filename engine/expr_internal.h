@@ -224,6 +224,8 @@ typedef enum sl__xfn {
     SL__F_COUNT_,
 } sl__xfn;
 
+#define SL__XFUNC_MAX_ARGS 2   /* the most any built-in takes */
+
 typedef struct sl__xfunc {
     const char *name;
     int min_args;
@@ -289,6 +291,8 @@ int sl__xparse(sl_expr *e, sl_expr_error *err);
 int sl__xregex_compile(sl_expr *e, const char *pattern, size_t len,
                        size_t pos, const sl__xregex **out, sl_expr_error *err);
 void sl__xregex_free_all(sl__xregex *list);
+/* Is pattern[0..len) safe to give regcomp? If not, *why says why. */
+bool sl__xregex_check(const char *pattern, size_t len, const char **why);
 /* Does s[0..n) match? (s is NUL-terminated at n.) */
 bool sl__xregex_match(const sl__xregex *re, const char *s, size_t n);
 

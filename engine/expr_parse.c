@@ -45,6 +45,7 @@ static int parse_expr(sl__xparser *p, sl__xnode **out);
 /* Helpers                                                             */
 /* ------------------------------------------------------------------ */
 
+/* Move to the next token, remembering where the current one ended. */
 static int advance(sl__xparser *p)
 {
     p->prev_end = p->tok.end;
@@ -65,6 +66,7 @@ static int fail(sl__xparser *p, size_t pos, const char *fmt, ...)
     return SL_EPARSE;
 }
 
+/* The nesting limit was passed at pos. */
 static int too_deep(sl__xparser *p, size_t pos)
 {
     return fail(p, pos, "expression is nested too deeply (the limit is %d "
@@ -137,6 +139,7 @@ static int set_depth(sl__xparser *p, sl__xnode *n, const sl__xnode *a,
     return 0;
 }
 
+/* A binary operator node over l and r, its column that of the operator. */
 static int binary(sl__xparser *p, sl__xop op, size_t pos, sl__xnode *l,
                   sl__xnode *r, sl__xnode **out)
 {
@@ -152,6 +155,7 @@ static int binary(sl__xparser *p, sl__xop op, size_t pos, sl__xnode *l,
     return 0;
 }
 
+/* s[0..n) NUL-terminated in the expression's arena. */
 static char *arena_strndup(sl__xparser *p, const char *s, size_t n)
 {
     char *d = sl__xarena_alloc(&p->e->arena, n + 1);
@@ -166,6 +170,11 @@ static char *arena_strndup(sl__xparser *p, const char *s, size_t n)
 /* Primary expressions                                                 */
 /* ------------------------------------------------------------------ */
 
+/*
+ * name '(' args ')' with the current token at name. The name is resolved
+ * first, so an unknown function is reported at its own column before its
+ * arguments are looked at; the arity is checked once they are parsed.
+ */
 static int parse_call(sl__xparser *p, sl__xnode **out)
 {
     sl__xtok name = p->tok;
@@ -189,7 +198,7 @@ static int parse_call(sl__xparser *p, sl__xnode **out)
     if (rc < 0)
         return rc;
 
-    sl__xnode *args[4];
+    sl__xnode *args[SL__XFUNC_MAX_ARGS];   /* extra ones are only counted */
     size_t nargs = 0;
     uint32_t maxd = 0;
     if (p->tok.kind != SL__T_RPAREN) {
@@ -252,6 +261,11 @@ static int parse_call(sl__xparser *p, sl__xnode **out)
     return 0;
 }
 
+/*
+ * Literals, names (field paths or calls), '$' and parenthesised
+ * expressions. An integer literal of 2^63 is let through as INT64_MIN and
+ * remembered, to be accepted only if a unary minus takes it.
+ */
 static int parse_primary(sl__xparser *p, sl__xnode **out)
 {
     sl__xtok t = p->tok;
@@ -514,6 +528,7 @@ static int parse_postfix_(sl__xparser *p, sl__xpath *b, sl__xnode **out)
     return 0;
 }
 
+/* parse_postfix_ with a path buffer of its own, released on every path. */
 static int parse_postfix(sl__xparser *p, sl__xnode **out)
 {
     sl__xpath b;
@@ -531,6 +546,10 @@ static int parse_postfix(sl__xparser *p, sl__xnode **out)
 /* Operators                                                           */
 /* ------------------------------------------------------------------ */
 
+/*
+ * '!' and '-' prefixes (recursive, so counted against the depth limit).
+ * A minus on a number literal is folded into the literal.
+ */
 static int parse_unary(sl__xparser *p, sl__xnode **out)
 {
     sl__xtok t = p->tok;
@@ -580,6 +599,7 @@ static int parse_unary(sl__xparser *p, sl__xnode **out)
     return 0;
 }
 
+/* Left-associative chains of * / % (and + - below, && || further down). */
 static int parse_mul(sl__xparser *p, sl__xnode **out)
 {
     sl__xnode *l = NULL;
@@ -645,6 +665,11 @@ static bool is_cmp(sl__xtok_kind k, sl__xop *op)
     }
 }
 
+/*
+ * At most one comparison: a second one right after is an error suggesting
+ * &&. For =~ / !~ a literal pattern is compiled here; a computed one
+ * becomes SL__X_MATCH_DYN; any other literal is an error.
+ */
 static int parse_cmp(sl__xparser *p, sl__xnode **out)
 {
     sl__xnode *l = NULL, *r = NULL;
@@ -741,6 +766,7 @@ static int parse_or(sl__xparser *p, sl__xnode **out)
     return rc;
 }
 
+/* cond '?' expr ':' expr; the else branch recurses, so it nests right. */
 static int parse_ternary(sl__xparser *p, sl__xnode **out)
 {
     sl__xnode *c = NULL, *a = NULL, *b = NULL;
@@ -777,6 +803,8 @@ static int parse_ternary(sl__xparser *p, sl__xnode **out)
     return 0;
 }
 
+/* A whole expression; every nested one (parentheses, indices, arguments,
+ * branches) comes through here and counts one level of depth. */
 static int parse_expr(sl__xparser *p, sl__xnode **out)
 {
     if (++p->depth > SL__EXPR_MAX_DEPTH)
@@ -786,6 +814,7 @@ static int parse_expr(sl__xparser *p, sl__xnode **out)
     return rc;
 }
 
+/* The whole text must be one expression; sets e->root. */
 int sl__xparse(sl_expr *e, sl_expr_error *err)
 {
     sl__xparser p;
@@ -831,6 +860,10 @@ out:
 /* Public API                                                          */
 /* ------------------------------------------------------------------ */
 
+/*
+ * Copy src into a new expression's arena and parse it. The length check
+ * looks at no more than the limit + 1 bytes of src. Thread: any.
+ */
 int sl_expr_compile(const char *src, sl_expr **out, sl_expr_error *err)
 {
     sl_expr_error local;

@@ -257,11 +257,25 @@ int sl__xval_format(const sl__xval *x, sl__xscratch *s, sl__xval *out)
         *out = *x;
         return 0;
     case SL__XV_INT: {
-        char *p = sl__xscratch_alloc(s, 24);
+        /* Digits by hand: snprintf costs more than the rest of a typical
+         * `"u" + to_string(n)` put together. */
+        char tmp[24];
+        size_t n = 0;
+        uint64_t u = x->u.i < 0 ? 0 - (uint64_t)x->u.i : (uint64_t)x->u.i;
+        do {
+            tmp[n++] = (char)('0' + u % 10);
+            u /= 10;
+        } while (u != 0);
+        if (x->u.i < 0)
+            tmp[n++] = '-';
+        char *p = sl__xscratch_alloc(s, n);
         if (p == NULL)
             return SL_ENOMEM;
-        out->u.s.n = (size_t)snprintf(p, 25, "%lld", (long long)x->u.i);
+        for (size_t i = 0; i < n; i++)
+            p[i] = tmp[n - 1 - i];
+        p[n] = '\0';
         out->u.s.p = p;
+        out->u.s.n = n;
         return 0;
     }
     case SL__XV_DOUBLE: {

@@ -224,7 +224,8 @@ int sl_harness_process(sl_harness *h, sl_record *rec)
     }
     sl__stage_ctx_begin_record(&h->sc, rec);
     sl__count(&h->counters.records_in, 1);
-    sl__count(&h->counters.bytes_in, sl_record_size(rec));
+    sl__count(&h->counters.bytes_in, 
+              sl__record_bytes(&h->sc.size_in, rec));
     int64_t t0 = sl_clock_now(h->sc.clock);
     int rc = h->desc->process(h->state, &h->sc, rec);
     sl__hist_record(&h->counters.latency, sl_clock_now(h->sc.clock) - t0);

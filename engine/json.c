@@ -312,6 +312,31 @@ static size_t utf8_sequence(const unsigned char *s, size_t n)
     return need;
 }
 
+/*
+ * The serialiser reserves room first and then writes bytes directly; the
+ * terminating NUL is written once, at the end of sl_json_dump.
+ */
+static inline int room(sl_buf *b, size_t extra)
+{
+    if (b->cap - b->len > extra)
+        return 0;
+    return buf_reserve(b, extra);
+}
+
+static inline void put(sl_buf *b, const void *p, size_t n)
+{
+    memcpy(b->data + b->len, p, n);
+    b->len += n;
+}
+
+static inline int put_checked(sl_buf *b, const void *p, size_t n)
+{
+    if (room(b, n) != 0)
+        return SL_ENOMEM;
+    put(b, p, n);
+    return 0;
+}
+
 /* Write s[0..n) as a JSON string literal. */
 static int dump_string(const char *str, size_t n, sl_buf *out)
 {
@@ -319,13 +344,15 @@ static int dump_string(const char *str, size_t n, sl_buf *out)
     const unsigned char *s = (const unsigned char *)str;
     size_t i = 0;
 
-    if (sl_buf_putc(out, '"') != 0)
+    /* Room for the common case: nothing to escape. */
+    if (room(out, n + 2) != 0)
         return SL_ENOMEM;
+    out->data[out->len++] = '"';
     while (i < n) {
         size_t run = i;
         while (run < n && byte_class[s[run]] == 0)
             run++;
-        if (run > i && sl_buf_append(out, s + i, run - i) != 0)
+        if (run > i && put_checked(out, s + i, run - i) != 0)
             return SL_ENOMEM;
         i = run;
         if (i == n)
@@ -334,11 +361,11 @@ static int dump_string(const char *str, size_t n, sl_buf *out)
         if (byte_class[c] == 2) {
             size_t seq = utf8_sequence(s + i, n - i);
             if (seq > 0) {
-                if (sl_buf_append(out, s + i, seq) != 0)
+                if (put_checked(out, s + i, seq) != 0)
                     return SL_ENOMEM;
                 i += seq;
             } else {
-                if (sl_buf_append(out, "\xEF\xBF\xBD", 3) != 0)   /* U+FFFD */
+                if (put_checked(out, "\xEF\xBF\xBD", 3) != 0)   /* U+FFFD */
                     return SL_ENOMEM;
                 i++;
             }
@@ -377,41 +404,93 @@ static int dump_string(const char *str, size_t n, sl_buf *out)
             esc_len = 6;
             break;
         }
-        if (sl_buf_append(out, esc, esc_len) != 0)
+        if (put_checked(out, esc, esc_len) != 0)
             return SL_ENOMEM;
         i++;
     }
-    return sl_buf_putc(out, '"');
+    return put_checked(out, "\"", 1);
+}
+
+/* Decimal digits of u into p (room for 20 bytes); returns the length. */
+static size_t format_uint(uint64_t u, char *p)
+{
+    char tmp[20];
+    size_t n = 0;
+    do {
+        tmp[n++] = (char)('0' + u % 10);
+        u /= 10;
+    } while (u != 0);
+    for (size_t i = 0; i < n; i++)
+        p[i] = tmp[n - 1 - i];
+    return n;
 }
 
 /* Decimal digits of i into p (room for 21 bytes); returns the length. */
 static size_t format_int(int64_t i, char *p)
 {
-    char tmp[24];
-    size_t n = 0;
-    /* Work in unsigned so INT64_MIN negates without overflow. */
-    uint64_t u = i < 0 ? (uint64_t)0 - (uint64_t)i : (uint64_t)i;
-    do {
-        tmp[n++] = (char)('0' + u % 10);
-        u /= 10;
-    } while (u != 0);
-    size_t len = 0;
-    if (i < 0)
-        p[len++] = '-';
-    while (n > 0)
-        p[len++] = tmp[--n];
-    return len;
+    if (i >= 0)
+        return format_uint((uint64_t)i, p);
+    /* In unsigned, so INT64_MIN negates without overflow. */
+    p[0] = '-';
+    return 1 + format_uint((uint64_t)0 - (uint64_t)i, p + 1);
+}
+
+static const double pow10_table[] = {1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9};
+
+/*
+ * Fast path for doubles with few decimals (12.5, 0.001): the first k
+ * for which m = d * 10^k is an integer below 2^53 and m / 10^k == d.
+ * Both m and 10^k are exact, so that division is correctly rounded — it
+ * is exactly what reading "m e-k" back gives — and the text round-trips.
+ * Returns the length written to p, or 0 if no such k <= 9 exists.
+ */
+static size_t format_short_decimal(double d, char *p)
+{
+    double a = fabs(d);
+    if (!(a >= 1e-4 && a < 1e15))
+        return 0;
+    for (int k = 1; k < 10; k++) {
+        double m = a * pow10_table[k];
+        if (m >= 9007199254740992.0)
+            return 0;
+        if (m != trunc(m) || m / pow10_table[k] != a)
+            continue;
+        char digits[20];
+        size_t nd = format_uint((uint64_t)m, digits), len = 0;
+        /* m may carry trailing zeros when a smaller k missed by rounding
+         * (1.0452 * 1e4 is 10451.999...); the same decimal without them. */
+        while (k > 1 && digits[nd - 1] == '0') {
+            nd--;
+            k--;
+        }
+        if (d < 0)
+            p[len++] = '-';
+        if (nd <= (size_t)k) {
+            /* 0.00ddd */
+            p[len++] = '0';
+            p[len++] = '.';
+            for (size_t z = nd; z < (size_t)k; z++)
+                p[len++] = '0';
+            memcpy(p + len, digits, nd);
+            return len + nd;
+        }
+        memcpy(p + len, digits, nd - (size_t)k);
+        len += nd - (size_t)k;
+        p[len++] = '.';
+        memcpy(p + len, digits + nd - k, (size_t)k);
+        return len + (size_t)k;
+    }
+    return 0;
 }
 
 /*
- * The shortest "%.Ng" text (N = 15..17) that reads back as d, with ".0"
- * added when it would otherwise look like an integer, so a double stays a
- * double through a round trip. d is finite (values never hold NaN or
- * infinity). p has room for 32 bytes; returns the length.
+ * The shortest text that reads back as d, with ".0" added when it would
+ * otherwise look like an integer, so a double stays a double through a
+ * round trip. d is finite (values never hold NaN or infinity). p has room
+ * for 32 bytes; returns the length.
  */
 static size_t format_double(double d, char *p)
 {
-    int len = 0;
     /* Integral values within 2^53 print exactly as integers. */
     if (d == trunc(d) && fabs(d) < 9007199254740992.0) {
         size_t n = 0;
@@ -421,6 +500,11 @@ static size_t format_double(double d, char *p)
         memcpy(p + n, ".0", 2);
         return n + 2;
     }
+    size_t n = format_short_decimal(d, p);
+    if (n > 0)
+        return n;
+    /* General case: the fewest of 15, 16, 17 significant digits. */
+    int len = 0;
     for (int prec = 15; prec <= 17; prec++) {
         len = snprintf(p, 32, "%.*g", prec, d);
         if (prec == 17 || strtod(p, NULL) == d)
@@ -447,46 +531,46 @@ static int dump(const json_t *j, sl_buf *out)
 
     switch (json_typeof(j)) {
     case JSON_NULL:
-        return sl_buf_append(out, "null", 4);
+        return put_checked(out, "null", 4);
     case JSON_TRUE:
-        return sl_buf_append(out, "true", 4);
+        return put_checked(out, "true", 4);
     case JSON_FALSE:
-        return sl_buf_append(out, "false", 5);
+        return put_checked(out, "false", 5);
     case JSON_INTEGER:
         n = format_int((int64_t)json_integer_value(j), num);
-        return sl_buf_append(out, num, n);
+        return put_checked(out, num, n);
     case JSON_REAL:
         n = format_double(json_real_value(j), num);
-        return sl_buf_append(out, num, n);
+        return put_checked(out, num, n);
     case JSON_STRING:
         return dump_string(json_string_value(j), json_string_length(j), out);
     case JSON_ARRAY: {
         size_t len = json_array_size(j);
-        if (sl_buf_putc(out, '[') != 0)
+        if (put_checked(out, "[", 1) != 0)
             return SL_ENOMEM;
         for (size_t i = 0; i < len; i++) {
-            if (i > 0 && sl_buf_putc(out, ',') != 0)
+            if (i > 0 && put_checked(out, ",", 1) != 0)
                 return SL_ENOMEM;
             if (dump(json_array_get(j, i), out) != 0)
                 return SL_ENOMEM;
         }
-        return sl_buf_putc(out, ']');
+        return put_checked(out, "]", 1);
     }
     case JSON_OBJECT: {
-        bool first = true;
-        if (sl_buf_putc(out, '{') != 0)
-            return SL_ENOMEM;
+        const char *sep = "{";
         for (void *it = json_object_iter((json_t *)j); it != NULL;
              it = json_object_iter_next((json_t *)j, it)) {
-            if (!first && sl_buf_putc(out, ',') != 0)
+            if (put_checked(out, sep, 1) != 0)
                 return SL_ENOMEM;
-            first = false;
+            sep = ",";
             if (dump_string(json_object_iter_key(it), json_object_iter_key_len(it), out) != 0 ||
-                sl_buf_putc(out, ':') != 0 ||
+                put_checked(out, ":", 1) != 0 ||
                 dump(json_object_iter_value(it), out) != 0)
                 return SL_ENOMEM;
         }
-        return sl_buf_putc(out, '}');
+        if (sep[0] == '{')
+            return put_checked(out, "{}", 2);
+        return put_checked(out, "}", 1);
     }
     }
     return SL_EINVAL;
@@ -501,9 +585,10 @@ int sl_json_dump(const sl_value *v, sl_buf *out)
 {
     size_t start = out->len;
     int rc = dump(v != NULL ? (const json_t *)v : json_null(), out);
-    if (rc != 0 && out->data != NULL) {
+    if (rc != 0)
         out->len = start;
-        out->data[start] = '\0';
-    }
+    /* Every write reserved a byte beyond it, so there is room for the NUL. */
+    if (out->data != NULL)
+        out->data[out->len] = '\0';
     return rc;
 }

@@ -1,20 +1,32 @@
 /*
  * worker pool: N workers on one input, optionally in input order.
  *
- * Unordered, each worker loops receive -> fn -> send.
+ * Unordered, each worker loops receive -> fn -> send, one item at a time,
+ * straight on the (lock-free) channels.
  *
- * Ordered, a worker numbers each item as it receives it (receives are
- * serialised by recv_mu so numbers follow input order), runs fn, and
- * deposits the result in the reorder ring at seq % window. A result more
- * than window places ahead of next_emit waits for room. Whoever deposits
- * the result numbered next_emit while nobody is emitting becomes the
- * emitter: it sends the run of consecutive ready results, one at a time
- * with mu released, then goes back to work. So no extra thread is needed
- * and at most one thread sends, in order.
+ * Ordered, items are numbered in input order and results go through a
+ * reorder ring of window slots (slot = number % window):
  *
- * Lock order: recv_mu, then the channels' and contexts' own locks. mu is
- * taken by the context waiter's wake callback, so no channel or context
- * call (other than sl_ctx_is_done) is made while holding mu.
+ *   take     Under recv_mu a worker first reserves room: it waits until
+ *            fewer than window numbered items are still unsent, then
+ *            receives a batch of at most its share of the free room
+ *            (room / workers, at least 1, at most POOL_BATCH) and numbers
+ *            it. Reserving before receiving means a result always has its
+ *            slot, and the pool never holds more than window items.
+ *            Batches amortise recv_mu, the one point every item passes.
+ *   run      fn on each item of the batch, in order.
+ *   deposit  The result goes into its slot. Whoever deposits the result
+ *            numbered next_emit while nobody is emitting becomes the
+ *            emitter: it takes the run of consecutive ready results out
+ *            of the ring (up to POOL_BATCH at a time), sends them with mu
+ *            released, advances next_emit and wakes a worker waiting for
+ *            room. So no extra thread is needed and exactly one thread
+ *            sends, in order.
+ *
+ * Lock order: recv_mu, then mu; the channels' and contexts' own locks are
+ * never taken while holding mu, because the context waiter's wake callback
+ * takes mu (a leaf lock held only for short sections, so the waker cannot
+ * block for long).
  */
 #include <errno.h>
 #include <pthread.h>
@@ -22,6 +34,10 @@
 
 #include "sluice/error.h"
 #include "sluice/patterns.h"
+
+#define POOL_BATCH 16
+/* A step's result at the end of input (positive: never an SL_E* code). */
+#define POOL_END 1
 
 struct sl_pool {
     sl_ctx *ctx;                 /* own child of the caller's context */
@@ -34,17 +50,18 @@ struct sl_pool {
     bool waiter_added;           /* owner: waiter registered */
     bool joined;                 /* owner only */
 
-    pthread_mutex_t recv_mu;     /* ordered: serialises receive + numbering */
+    pthread_mutex_t recv_mu;     /* ordered: serialises take */
     uint64_t next_seq;           /* guarded by recv_mu: next item's number */
 
     pthread_mutex_t mu;          /* guards the rest */
     pthread_cond_t room;         /* next_emit moved, or stopping */
     bool aborted;                /* start failed: workers leave at once */
     bool stopping;               /* ctx is done */
+    bool room_wanted;            /* a taker waits on room */
     size_t active;               /* workers not yet finished */
     int result;                  /* first error, 0 if none */
     uint64_t next_emit;          /* ordered: number of the next result out */
-    bool emitting;               /* ordered: a worker is sending the run */
+    bool emitting;               /* ordered: a worker is sending a run */
     void **slot;                 /* ordered: window results */
     bool *ready;                 /* ordered: slot holds a result (or NULL) */
 };
@@ -72,9 +89,18 @@ static void free_result(sl_pool *p, void *res)
         p->cfg.free_result(res);
 }
 
-/* Context waiter: mark the pool stopping and wake workers waiting for
- * room. It takes mu, a leaf lock held only for short sections in which
- * no context or channel call is made, so the waker cannot deadlock. */
+/* Free input items taken but never given to fn (a stop came first). */
+static void free_items(sl_pool *p, void **items, size_t n)
+{
+    if (p->cfg.free_item == NULL)
+        return;
+    for (size_t i = 0; i < n; i++)
+        p->cfg.free_item(items[i]);
+}
+
+/* Context waiter: mark the pool stopping and wake a taker waiting for
+ * room. It takes mu, a leaf lock held only for short sections in which no
+ * context or channel call is made, so the waker cannot deadlock. */
 static void wake_pool(sl_ctx_waiter *w)
 {
     sl_pool *p = w->arg;
@@ -84,57 +110,88 @@ static void wake_pool(sl_ctx_waiter *w)
     pthread_mutex_unlock(&p->mu);
 }
 
-/* Receive the next item; ordered pools also get its number. */
-static int next_item(sl_pool *p, void **item, uint64_t *seq)
+/*
+ * Ordered take: reserve room, receive up to a fair share of it, number
+ * the items. Returns 0 with *got >= 1 and *first the first number,
+ * POOL_END at the end of input, or the error that stops the pool.
+ */
+static int take(sl_pool *p, void **items, size_t *got, uint64_t *first)
 {
-    if (!p->cfg.ordered)
-        return sl_chan_recv(p->in, p->ctx, item);
+    int rc;
+
     pthread_mutex_lock(&p->recv_mu);
-    int rc = sl_chan_recv(p->in, p->ctx, item);
-    if (rc == 0)
-        *seq = p->next_seq++;
+    pthread_mutex_lock(&p->mu);
+    while (!p->stopping && p->next_seq - p->next_emit >= p->window) {
+        p->room_wanted = true;
+        pthread_cond_wait(&p->room, &p->mu);
+    }
+    bool stopping = p->stopping;
+    size_t room = (size_t)(p->window - (p->next_seq - p->next_emit));
+    pthread_mutex_unlock(&p->mu);
+    if (stopping) {
+        pthread_mutex_unlock(&p->recv_mu);
+        return SL_ECANCELED;    /* the context's error is recorded anyway */
+    }
+    size_t max = room / p->cfg.workers;
+    if (max == 0)
+        max = 1;
+    if (max > POOL_BATCH)
+        max = POOL_BATCH;
+    rc = sl_chan_recv_batch(p->in, p->ctx, items, max, got);
+    *first = p->next_seq;
+    p->next_seq += *got;
     pthread_mutex_unlock(&p->recv_mu);
-    return rc;
+    return rc == SL_ECLOSED ? POOL_END : rc;
 }
 
 /*
- * Send the run of ready results starting at next_emit. Caller holds mu
- * and has set emitting; returns with mu held and emitting cleared.
+ * Send runs of ready results starting at next_emit. Caller holds mu and
+ * has set emitting; returns with mu held and emitting cleared.
  */
-static int emit_run(sl_pool *p)
+static int emit_runs(sl_pool *p)
 {
+    void *batch[POOL_BATCH];
     int rc = 0;
-    for (;;) {
-        size_t i = (size_t)(p->next_emit % p->window);
-        if (!p->ready[i] || p->stopping)
+
+    while (rc == 0 && !p->stopping) {
+        size_t k = 0, n = 0;
+        while (k < POOL_BATCH) {
+            size_t i = (size_t)((p->next_emit + k) % p->window);
+            if (!p->ready[i])
+                break;
+            if (p->slot[i] != NULL)
+                batch[n++] = p->slot[i];
+            p->slot[i] = NULL;
+            p->ready[i] = false;
+            k++;
+        }
+        if (k == 0)
             break;
-        void *res = p->slot[i];
-        p->slot[i] = NULL;
-        p->ready[i] = false;
+        /* Slots next_emit .. next_emit + k stay reserved until next_emit
+         * moves, so no deposit can land in them meanwhile. */
         pthread_mutex_unlock(&p->mu);
-        if (res != NULL)
-            rc = sl_chan_send(p->out, p->ctx, res);
+        if (n > 0)
+            rc = sl_chan_send_batch(p->out, p->ctx, batch, n);
         pthread_mutex_lock(&p->mu);
-        p->next_emit++;
-        pthread_cond_broadcast(&p->room);
-        if (rc != 0)
-            break;
+        p->next_emit += k;
+        if (p->room_wanted) {
+            p->room_wanted = false;
+            pthread_cond_broadcast(&p->room);
+        }
     }
     p->emitting = false;
     return rc;
 }
 
 /*
- * Put the result numbered seq into the reorder ring, waiting while it is
- * more than window places ahead, and send what has become sendable.
- * Takes ownership of res. Returns 0, or the error that stops the pool.
+ * Put the result numbered seq into its reserved slot and send what has
+ * become sendable. Takes ownership of res. Returns 0, or the error that
+ * stops the pool.
  */
 static int deposit(sl_pool *p, uint64_t seq, void *res)
 {
     int rc = 0;
     pthread_mutex_lock(&p->mu);
-    while (seq >= p->next_emit + p->window && !p->stopping)
-        pthread_cond_wait(&p->room, &p->mu);
     if (p->stopping) {
         pthread_mutex_unlock(&p->mu);
         free_result(p, res);
@@ -145,14 +202,64 @@ static int deposit(sl_pool *p, uint64_t seq, void *res)
     p->ready[i] = true;
     if (seq == p->next_emit && !p->emitting) {
         p->emitting = true;
-        rc = emit_run(p);
+        rc = emit_runs(p);
     }
     pthread_mutex_unlock(&p->mu);
     return rc;
 }
 
-/* A worker: pass the start gate, then receive, process, send (or deposit)
- * until the input closes or the pool stops; the last one out closes out. */
+/* Run fn on one item and pass its result on. */
+static int process(sl_pool *p, void *item, uint64_t seq)
+{
+    void *res = NULL;
+    int rc = p->cfg.fn(item, &res, p->ctx, p->cfg.arg);
+    if (rc != 0) {
+        free_result(p, res);
+        fail(p, rc);
+        return rc;
+    }
+    if (p->cfg.ordered)
+        rc = deposit(p, seq, res);
+    else if (res != NULL)
+        rc = sl_chan_send(p->out, p->ctx, res);
+    if (rc == SL_ECLOSED)
+        fail(p, rc);
+    return rc;
+}
+
+/* One unordered step: receive an item and process it. Returns 0,
+ * POOL_END, or the error that stops the pool. */
+static int step_unordered(sl_pool *p)
+{
+    void *item;
+    int rc = sl_chan_recv(p->in, p->ctx, &item);
+    if (rc == SL_ECLOSED)
+        return POOL_END;
+    return rc != 0 ? rc : process(p, item, 0);
+}
+
+/* One ordered step: take a batch and process it in order; on a stop the
+ * items not yet given to fn are freed. */
+static int step_ordered(sl_pool *p)
+{
+    void *items[POOL_BATCH];
+    size_t got = 0;
+    uint64_t first;
+    int rc = take(p, items, &got, &first);
+    for (size_t i = 0; rc == 0 && i < got; i++) {
+        if (sl_ctx_is_done(p->ctx)) {
+            free_items(p, items + i, got - i);
+            return sl_ctx_err(p->ctx);
+        }
+        rc = process(p, items[i], first + i);
+        if (rc != 0)
+            free_items(p, items + i + 1, got - i - 1);
+    }
+    return rc;
+}
+
+/* A worker: pass the start gate, then step until the input closes or the
+ * pool stops; the last one out closes out. */
 static void *worker_main(void *arg)
 {
     sl_pool *p = arg;
@@ -164,32 +271,11 @@ static void *worker_main(void *arg)
     if (aborted)
         return NULL;
 
-    for (;;) {
-        void *item, *res = NULL;
-        uint64_t seq = 0;
-        rc = next_item(p, &item, &seq);
-        if (rc == SL_ECLOSED) {
-            rc = 0;
-            break;
-        }
-        if (rc != 0)
-            break;
-        rc = p->cfg.fn(item, &res, p->ctx, p->cfg.arg);
-        if (rc != 0) {
-            free_result(p, res);
-            fail(p, rc);
-            break;
-        }
-        if (p->cfg.ordered)
-            rc = deposit(p, seq, res);
-        else if (res != NULL)
-            rc = sl_chan_send(p->out, p->ctx, res);
-        if (rc != 0) {
-            if (rc == SL_ECLOSED)
-                fail(p, rc);
-            break;
-        }
-    }
+    do
+        rc = p->cfg.ordered ? step_ordered(p) : step_unordered(p);
+    while (rc == 0);
+    if (rc == POOL_END)
+        rc = 0;
 
     /* A context error is the pool's result when nothing else came first;
      * it is read here, outside mu. */
@@ -234,7 +320,7 @@ int sl_pool_start(sl_ctx *ctx, const sl_pool_config *cfg, sl_chan *in,
     p->cfg = *cfg;
     p->in = in;
     p->out = out;
-    p->window = cfg->window != 0 ? cfg->window : 4 * cfg->workers;
+    p->window = cfg->window != 0 ? cfg->window : 16 * cfg->workers;
     pthread_mutex_init(&p->recv_mu, NULL);
     pthread_mutex_init(&p->mu, NULL);
     pthread_cond_init(&p->room, NULL);
@@ -297,7 +383,8 @@ void sl_pool_stop(sl_pool *p)
         sl_ctx_cancel(p->ctx, SL_ECANCELED, "worker pool stopped");
 }
 
-/* Join the workers, then free the results a stop left in the ring. */
+/* Join the workers, then free the results a stop left in the ring.
+ * Thread: owner. */
 int sl_pool_wait(sl_pool *p)
 {
     if (p == NULL)

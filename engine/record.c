@@ -13,12 +13,16 @@
  * Copies (a tee) share the fields and metadata objects by reference; the
  * first write through the record API unshares them (copy on write, see
  * value.h), so branches never see each other's changes.
+ *
+ * Thread: a record has one owner at a time (record.h); the interned names
+ * and the shared empty object are safe to reach from any thread.
  */
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
+#include "engine/value_internal.h"
 #include "sluice/error.h"
 #include "sluice/record.h"
 
@@ -30,8 +34,12 @@ struct sl_record {
     size_t inline_cap;      /* payload bytes inline_buf holds, without the NUL */
     sl_position pos;        /* source interned, locator owned */
     int64_t ingest_ns;      /* CLOCK_MONOTONIC at creation */
+    size_t fields_size;     /* cached sl__value_size of fields, or SIZE_UNKNOWN */
     char inline_buf[];      /* inline_cap + 1 bytes */
 };
+
+/* fields_size when it must be computed again. */
+#define SIZE_UNKNOWN SIZE_MAX
 
 /* ------------------------------------------------------------ shared state */
 
@@ -122,6 +130,7 @@ static sl_record *record_alloc(size_t cap)
     r->pos.offset = -1;
     r->pos.seq = 0;
     r->ingest_ns = 0;
+    r->fields_size = SIZE_UNKNOWN;
     return r;
 }
 
@@ -190,6 +199,7 @@ sl_record *sl_record_copy(const sl_record *r)
     c->pos.offset = r->pos.offset;
     c->pos.seq = r->pos.seq;
     c->ingest_ns = r->ingest_ns;
+    c->fields_size = r->fields_size;
     return c;
 out_free_c:
     free(c);
@@ -276,6 +286,7 @@ int sl_record_set_fields(sl_record *r, sl_value *v)
     }
     sl_value_unref(r->fields);
     r->fields = v;
+    r->fields_size = SIZE_UNKNOWN;
     return 0;
 }
 
@@ -283,6 +294,7 @@ int sl_record_set_fields(sl_record *r, sl_value *v)
  * borrowed. NULL on out of memory. */
 sl_value *sl_record_fields_mut(sl_record *r)
 {
+    r->fields_size = SIZE_UNKNOWN;   /* the caller is about to change them */
     if (r->fields == NULL) {
         r->fields = sl_value_object();
         return r->fields;
@@ -380,37 +392,20 @@ int sl_record_set_meta(sl_record *r, const char *key, sl_value *v)
 
 /* ------------------------------------------------------------ size */
 
-/* About the bytes v would take as compact JSON, without writing it. */
-static size_t value_size(const sl_value *v)
-{
-    size_t n, total;
-    switch (sl_value_type(v)) {
-    case SL_TYPE_NULL:
-    case SL_TYPE_BOOL:
-        return 5;
-    case SL_TYPE_INT:
-    case SL_TYPE_DOUBLE:
-        return 8;
-    case SL_TYPE_STRING:
-        sl_value_get_string(v, &n);
-        return n + 2;
-    case SL_TYPE_ARRAY:
-        n = sl_array_len(v);
-        total = 2 + n;
-        for (size_t i = 0; i < n; i++)
-            total += value_size(sl_array_get(v, i));
-        return total;
-    case SL_TYPE_OBJECT:
-        total = 2;
-        for (void *it = sl_object_iter(v); it != NULL; it = sl_object_next(v, it))
-            total += strlen(sl_object_iter_key(it)) + 4 + value_size(sl_object_iter_value(it));
-        return total;
-    }
-    return 0;
-}
-
-/* Payload bytes plus about the size of the fields as compact JSON. */
+/*
+ * Payload bytes plus about the size of the fields as compact JSON. The
+ * fields part is remembered until the fields change through the record
+ * API or are handed out for writing by sl_record_fields_mut, so a record
+ * measured on the way out of one stage and into the next is walked once.
+ */
 size_t sl_record_size(const sl_record *r)
 {
-    return r->payload_len + value_size(sl_record_fields(r));
+    size_t fields = r->fields_size;
+    if (fields == SIZE_UNKNOWN) {
+        fields = sl__value_size(sl_record_fields(r));
+        /* A cache, not part of the record's value: the one place a const
+         * record is written. The owner is the only thread here. */
+        ((sl_record *)r)->fields_size = fields;
+    }
+    return r->payload_len + fields;
 }

@@ -634,3 +634,40 @@ const char *const *sl__registry_names(const sl_registry *r)
     static const char *const none[] = {NULL};
     return r->names != NULL ? (const char *const *)r->names : none;
 }
+/* ------------------------------------------------------------------ */
+/* The adapter config.c uses                                           */
+/* ------------------------------------------------------------------ */
+
+static bool adapter_forms(void *arg, const char *type,
+                          const sl_stage_desc **source,
+                          const sl_stage_desc **consumer)
+{
+    return sl__registry_forms(arg, type, source, consumer);
+}
+
+static const char *const *adapter_names(void *arg)
+{
+    return sl__registry_names(arg);
+}
+
+static int adapter_load_plugins(void *arg, const sl_config *cfg,
+                                sl_diag *diag)
+{
+    int first = 0;
+    for (size_t i = 0; i < cfg->n_plugins; i++) {
+        const sl_plugin_conf *pc = &cfg->plugins[i];
+        int rc = sl__registry_load_plugin(arg, pc->path, cfg->file,
+                                          pc->pos.line, pc->pos.col, diag);
+        if (rc != 0 && first == 0)
+            first = rc;
+    }
+    return first;
+}
+
+void sl__registry_adapter(sl_registry *r, sl_stage_registry *out)
+{
+    out->arg = r;
+    out->forms = adapter_forms;
+    out->names = adapter_names;
+    out->load_plugins = adapter_load_plugins;
+}

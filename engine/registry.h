@@ -20,6 +20,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "engine/config.h"
 #include "engine/diag.h"
 #include "sluice/plugin.h"
 
@@ -84,6 +85,13 @@ const char *sl__registry_origin(const sl_registry *r, size_t i);
 
 /* Every distinct type name, NULL-terminated, sorted. */
 const char *const *sl__registry_names(const sl_registry *r);
+
+/*
+ * The adapter config.c asks stage-type questions through. Its
+ * load_plugins loads the config's `plugins:` entries, reporting problems
+ * at their positions. The registry must outlive the adapter's use.
+ */
+void sl__registry_adapter(sl_registry *r, sl_stage_registry *out);
 
 /* "source" / "transform" / "sink". */
 const char *sl__stage_kind_name(sl_stage_kind kind);

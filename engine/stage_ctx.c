@@ -120,6 +120,8 @@ const char *sl__worker_state_name(sl__worker_state s)
         return "ordering";
     case SL__WS_RETRYING:
         return "retrying";
+    case SL__WS_THROTTLED:
+        return "throttled";
     case SL__WS_DONE:
         return "done";
     }
@@ -160,6 +162,17 @@ const char *sl__stage_ctx_reason(const sl_stage_ctx *sc, int code)
     return sl_strerror(code);
 }
 
+uint64_t sl__record_bytes(sl__size_est *est, const sl_record *rec)
+{
+    size_t plen = 0;
+    sl_record_payload(rec, &plen);
+    if (sl_object_len(sl_record_fields(rec)) == 0)
+        return plen;
+    if (est->seen++ % SL__SIZE_SAMPLE == 0)
+        est->last = sl_record_size(rec);
+    return est->last;
+}
+
 /*
  * Hands rec to the emit target. A stage without a target (a sink, or a stage
  * whose output nobody reads and the engine refused) gets SL_EINVAL and the
@@ -175,7 +188,7 @@ int sl_emit(sl_stage_ctx *sc, sl_record *rec)
         sl_record_free(rec);
         return SL_EINVAL;
     }
-    uint64_t bytes = sl_record_size(rec);
+    uint64_t bytes = sl__record_bytes(&sc->size_out, rec);
     int rc = sc->emit(sc, rec);
     if (rc == 0) {
         sl__count(&sc->counters->records_out, 1);
@@ -200,7 +213,7 @@ void sl_record_stored(sl_stage_ctx *sc, sl_record *rec)
         return;
     if (rec == sc->current)
         sc->current_consumed = true;
-    uint64_t bytes = sl_record_size(rec);
+    uint64_t bytes = sl__record_bytes(&sc->size_out, rec);
     sl_stage_count_stored(sc, 1, bytes);
     sl_record_free(rec);
 }
@@ -288,6 +301,12 @@ void sl_stage_log(const sl_stage_ctx *sc, sl_log_level level,
 
 static _Atomic int log_level = SL_LOG_INFO;
 static FILE *_Atomic log_stream;
+static _Atomic bool log_clear_line;
+
+void sl__log_set_clear_line(bool on)
+{
+    atomic_store(&log_clear_line, on);
+}
 
 void sl__log_set_level(sl_log_level level)
 {
@@ -382,6 +401,8 @@ void sl__logv(sl_log_level level, const char *stage, const char *fmt,
             text = small;   /* truncated is better than nothing */
     }
     flockfile(out);
+    if (atomic_load_explicit(&log_clear_line, memory_order_relaxed))
+        fputs("\r\033[K", out);
     fputs(prefix, out);
     fputs(text, out);
     fputc('\n', out);

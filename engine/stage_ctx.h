@@ -83,6 +83,7 @@ typedef enum sl__worker_state {
     SL__WS_FLUSHING,    /* inside flush() */
     SL__WS_ORDERING,    /* waiting for its turn to release ordered output */
     SL__WS_RETRYING,    /* waiting before retrying process() */
+    SL__WS_THROTTLED,   /* waiting for the stage's rate_limit */
     SL__WS_DONE,
 } sl__worker_state;
 
@@ -133,6 +134,21 @@ typedef int (*sl__emit_fn)(sl_stage_ctx *sc, sl_record *rec);
 
 #define SL__STAGE_ERR_MAX 512
 
+/*
+ * Record sizes for bytes_in/bytes_out. A record with only a payload counts
+ * its payload length; one with fields counts sl_record_size(), which walks
+ * the fields, so it is measured on every SL__SIZE_SAMPLE-th record and the
+ * last measure stands in for the others. Worker thread only.
+ */
+#define SL__SIZE_SAMPLE 16
+
+typedef struct sl__size_est {
+    uint64_t seen;           /* records sized so far */
+    uint64_t last;           /* the last measured size */
+} sl__size_est;
+
+uint64_t sl__record_bytes(sl__size_est *est, const sl_record *rec);
+
 struct sl_stage_ctx {
     const char *name;             /* stage name; immutable */
     const char *type;             /* stage type name; immutable */
@@ -147,6 +163,8 @@ struct sl_stage_ctx {
     sl__stage_counters *counters; /* this worker's; borrowed */
     const sl_record *current;     /* the input record being processed */
     bool current_consumed;        /* it was emitted, dropped or stored */
+    sl__size_est size_in;         /* bytes_in estimate (runtime, harness) */
+    sl__size_est size_out;        /* bytes_out estimate */
     int err_code;                 /* code of the last sl_stage_error */
     char err[SL__STAGE_ERR_MAX];  /* its message; "" if none */
 };
@@ -203,6 +221,9 @@ sl_log_level sl__log_get_level(void);
 int sl__log_parse_level(const char *s, sl_log_level *out);
 /* Where log lines go (default stderr). Thread: owner, before any logging. */
 void sl__log_set_stream(FILE *f);
+/* When a live progress line is on the terminal: start each log line by
+ * clearing it (the progress line is redrawn on its next tick). Thread: any. */
+void sl__log_set_clear_line(bool on);
 
 /* One line: "2024-05-01T12:00:00.123Z WARN  [stage] text". stage may be
  * NULL. Thread: any. */

@@ -14,8 +14,11 @@
  *     and the serialiser (engine/json.c) writes such bytes as U+FFFD;
  *   - a double that is NaN or infinite has no JSON form; sl_value_double()
  *     returns null for it instead of failing;
- *   - the last reference is dropped with acquire-release ordering, so a
- *     thread that frees a value shared with others sees their reads done;
+ *   - reference counts are read and changed only atomically, and the last
+ *     reference to any value is dropped by sl_value_unref with
+ *     acquire-release ordering (jansson's own decrements are release only),
+ *     so a thread that frees a value shared with others sees their reads
+ *     done — see "references" below;
  *   - deep copy and equality are our own: jansson's copy keeps a table of
  *     visited containers (slow for the copy-on-write path) and its equality
  *     says 1 != 1.0.
@@ -28,6 +31,7 @@
 #include <math.h>
 #include <string.h>
 
+#include "engine/value_internal.h"
 #include "sluice/error.h"
 #include "sluice/value.h"
 
@@ -110,28 +114,112 @@ sl_value *sl_value_object(void)
     return V(json_object());
 }
 
+/* ------------------------------------------------------------ references */
+
+/*
+ * Every reference count access here is atomic, and the last reference to a
+ * value is always dropped by sl_value_unref, with acquire-release ordering,
+ * so the thread that frees a value is ordered after every other holder's
+ * reads (and ThreadSanitizer, which does not see inside libjansson, sees
+ * that order). jansson's own decrements — in json_delete for children, in
+ * its set and delete calls for replaced values — are release only, so we
+ * never let one of them be the last for a value someone else holds: such a
+ * value is pinned (one extra reference) around the call and released
+ * through sl_value_unref afterwards. A value with a count of one is
+ * reachable only through its container, whose holder is the one thread
+ * that can touch it, and jansson may free it directly.
+ */
+
+/* True if someone besides the caller holds a reference to j. The acquire
+ * load pairs with the release in other holders' sl_value_unref. */
+static inline bool is_shared(const json_t *j)
+{
+    size_t rc = __atomic_load_n(&j->refcount, __ATOMIC_ACQUIRE);
+    return rc > 1 && rc != SL__STATIC_REFCOUNT;
+}
+
+/* Before a jansson call that may drop a reference to j (NULL allowed):
+ * returns whether j was pinned, to be passed to unpin after the call. A
+ * container's own reference keeps j alive while it is pinned. */
+static inline bool pin(json_t *j)
+{
+    if (j == NULL || !is_shared(j))
+        return false;
+    __atomic_add_fetch(&j->refcount, 1, __ATOMIC_RELAXED);
+    return true;
+}
+
+static inline void unpin(json_t *j, bool pinned)
+{
+    if (pinned)
+        sl_value_unref(V(j));
+}
+
+/* Take a reference. */
 sl_value *sl_value_ref(sl_value *v)
 {
-    return V(json_incref(J(v)));
+    json_t *j = J(v);
+    if (j != NULL && __atomic_load_n(&j->refcount, __ATOMIC_RELAXED) != SL__STATIC_REFCOUNT)
+        __atomic_add_fetch(&j->refcount, 1, __ATOMIC_RELAXED);
+    return v;
 }
 
 /*
- * Drop one reference; the last one frees the value. The decrement is
- * acquire-release (jansson's inline one is release only) so the freeing
- * thread is ordered after every other holder's last read.
+ * j is a container whose last reference is being dropped. Take out of it
+ * (and out of its unshared descendants, which json_delete will free too)
+ * every child that someone else still holds, releasing our reference to
+ * each through sl_value_unref. What is left for json_delete is reachable
+ * only from j.
  */
+static void release_shared_children(json_t *j)
+{
+    if (json_is_array(j)) {
+        for (size_t i = json_array_size(j); i-- > 0;) {
+            json_t *c = json_array_get(j, i);
+            if (pin(c)) {
+                json_array_remove(j, i);   /* from the end: no moves */
+                unpin(c, true);
+            } else {
+                release_shared_children(c);   /* json_delete will free c */
+            }
+        }
+    } else if (json_is_object(j)) {
+        void *it = json_object_iter(j);
+        while (it != NULL) {
+            /* Deleting the current pair leaves the next one valid. */
+            void *next = json_object_iter_next(j, it);
+            json_t *c = json_object_iter_value(it);
+            if (pin(c)) {
+                json_object_deln(j, json_object_iter_key(it), json_object_iter_key_len(it));
+                unpin(c, true);
+            } else {
+                release_shared_children(c);   /* json_delete will free c */
+            }
+            it = next;
+        }
+    }
+}
+
+/* Drop one reference; the last one frees the value (see above). */
 void sl_value_unref(sl_value *v)
 {
     json_t *j = J(v);
-    if (j == NULL || j->refcount == SL__STATIC_REFCOUNT)
+    if (j == NULL || __atomic_load_n(&j->refcount, __ATOMIC_RELAXED) == SL__STATIC_REFCOUNT)
         return;
-    if (__atomic_sub_fetch(&j->refcount, 1, __ATOMIC_ACQ_REL) == 0)
-        json_delete(j);
+    if (__atomic_sub_fetch(&j->refcount, 1, __ATOMIC_ACQ_REL) != 0)
+        return;
+    release_shared_children(j);
+    json_delete(j);
 }
 
 /* ------------------------------------------------------------ copy */
 
-/* Deep copy of j; NULL on out of memory. */
+/*
+ * Deep copy of j; NULL on out of memory. Strings and numbers are copied
+ * too, although nothing here changes them in place: a copy that shared its
+ * leaves would make every later release of either tree take the slow,
+ * pinning path of release_shared_children for each leaf.
+ */
 static json_t *deep_copy(const json_t *j)
 {
     switch (json_typeof(j)) {
@@ -157,7 +245,7 @@ static json_t *deep_copy(const json_t *j)
         }
         return a;
 out_free_a:
-        json_decref(a);
+        sl_value_unref(V(a));
         return NULL;
     }
     case JSON_OBJECT: {
@@ -174,7 +262,7 @@ out_free_a:
         }
         return o;
 out_free_o:
-        json_decref(o);
+        sl_value_unref(V(o));
         return NULL;
     }
     }
@@ -187,14 +275,6 @@ sl_value *sl_value_copy(const sl_value *v)
     if (v == NULL)
         return V(json_null());
     return V(deep_copy(CJ(v)));
-}
-
-/* True if someone besides the caller holds a reference to j. The acquire
- * load pairs with the release in other holders' sl_value_unref. */
-static bool is_shared(const json_t *j)
-{
-    size_t rc = __atomic_load_n(&j->refcount, __ATOMIC_ACQUIRE);
-    return rc > 1 && rc != SL__STATIC_REFCOUNT;
 }
 
 /*
@@ -353,6 +433,43 @@ bool sl_value_equal(const sl_value *a, const sl_value *b)
     return equal(a != NULL ? CJ(a) : na, b != NULL ? CJ(b) : na);
 }
 
+/* About the bytes v takes as compact JSON, without writing it: exact for
+ * strings without escapes, 8 per number. */
+size_t sl__value_size(const sl_value *v)
+{
+    const json_t *j = CJ(v);
+    size_t total;
+    if (j == NULL)
+        return 4;
+    switch (json_typeof(j)) {
+    case JSON_NULL:
+    case JSON_TRUE:
+        return 4;
+    case JSON_FALSE:
+        return 5;
+    case JSON_INTEGER:
+    case JSON_REAL:
+        return 8;
+    case JSON_STRING:
+        return json_string_length(j) + 2;
+    case JSON_ARRAY: {
+        size_t n = json_array_size(j);
+        total = n + 1;   /* brackets and commas */
+        for (size_t i = 0; i < n; i++)
+            total += sl__value_size(V(json_array_get(j, i)));
+        return total;
+    }
+    case JSON_OBJECT:
+        total = 2;
+        for (void *it = json_object_iter((json_t *)j); it != NULL;
+             it = json_object_iter_next((json_t *)j, it))
+            total += json_object_iter_key_len(it) + 4 +
+                     sl__value_size(V(json_object_iter_value(it)));
+        return total;
+    }
+    return 0;
+}
+
 /* ------------------------------------------------------------ arrays */
 
 size_t sl_array_len(const sl_value *a)
@@ -383,9 +500,24 @@ int sl_array_append(sl_value *a, sl_value *item)
         goto out_drop;
     }
     /* json_array_append_new consumes item even when it fails. */
-    return json_array_append_new(J(a), J(item)) == 0 ? 0 : SL_ENOMEM;
+    bool pinned = pin(J(item));
+    rc = json_array_append_new(J(a), J(item)) == 0 ? 0 : SL_ENOMEM;
+    unpin(J(item), pinned);
+    return rc;
 out_drop:
     sl_value_unref(item);
+    return rc;
+}
+
+/* json_array_set_new for i < length, with the old and new values pinned
+ * when shared. Consumes item. */
+static int replace_item(json_t *a, size_t i, json_t *item)
+{
+    json_t *old = json_array_get(a, i);
+    bool pinned_old = pin(old), pinned_new = pin(item);
+    int rc = json_array_set_new(a, i, item) == 0 ? 0 : SL_ENOMEM;
+    unpin(item, pinned_new);
+    unpin(old, pinned_old);
     return rc;
 }
 
@@ -405,7 +537,7 @@ int sl_array_set(sl_value *a, size_t i, sl_value *item)
         rc = SL_ERANGE;
         goto out_drop;
     }
-    return json_array_set_new(J(a), i, J(item)) == 0 ? 0 : SL_ENOMEM;
+    return replace_item(J(a), i, J(item));
 out_drop:
     sl_value_unref(item);
     return rc;
@@ -421,7 +553,7 @@ sl_value *sl_array_get_mut(sl_value *a, size_t i)
     json_t *copy = deep_copy(J(item));
     if (copy == NULL)
         return NULL;
-    if (json_array_set_new(J(a), i, copy) != 0)
+    if (replace_item(J(a), i, copy) != 0)
         return NULL;
     return V(copy);
 }
@@ -447,6 +579,19 @@ sl_value *sl_object_getn(const sl_value *o, const char *key, size_t len)
     return V(json_object_getn(CJ(o), key, len));
 }
 
+/* json_object_setn_new_nocheck with the replaced and new values pinned
+ * when shared. Consumes v, even when it fails. */
+static int set_member(json_t *o, const char *key, json_t *v)
+{
+    size_t len = strlen(key);
+    json_t *old = json_object_getn(o, key, len);
+    bool pinned_old = pin(old), pinned_new = pin(v);
+    int rc = json_object_setn_new_nocheck(o, key, len, v) == 0 ? 0 : SL_ENOMEM;
+    unpin(v, pinned_new);
+    unpin(old, pinned_old);
+    return rc;
+}
+
 /*
  * Takes ownership of v. Setting an existing key replaces its value in place
  * (the key keeps its position); a new key goes last. SL_EINVAL for NULL
@@ -463,8 +608,7 @@ int sl_object_set(sl_value *o, const char *key, sl_value *v)
         rc = SL_ETYPE;
         goto out_drop;
     }
-    /* Consumes v even when it fails. */
-    return json_object_setn_new_nocheck(J(o), key, strlen(key), J(v)) == 0 ? 0 : SL_ENOMEM;
+    return set_member(J(o), key, J(v));
 out_drop:
     sl_value_unref(v);
     return rc;
@@ -477,7 +621,13 @@ int sl_object_del(sl_value *o, const char *key)
         return SL_EINVAL;
     if (!json_is_object(J(o)))
         return SL_ETYPE;
-    return json_object_del(J(o), key) == 0 ? 0 : SL_ENOTFOUND;
+    json_t *old = json_object_get(J(o), key);
+    if (old == NULL)
+        return SL_ENOTFOUND;
+    bool pinned = pin(old);
+    json_object_del(J(o), key);
+    unpin(old, pinned);
+    return 0;
 }
 
 /* The value under key made safe to modify (see sl_array_get_mut). */
@@ -489,7 +639,7 @@ sl_value *sl_object_get_mut(sl_value *o, const char *key)
     json_t *copy = deep_copy(J(item));
     if (copy == NULL)
         return NULL;
-    if (json_object_setn_new_nocheck(J(o), key, strlen(key), copy) != 0)
+    if (set_member(J(o), key, copy) != 0)
         return NULL;
     return V(copy);
 }

@@ -44,7 +44,7 @@ const sl_stage_desc sl_stage_filter = {
     SL_STAGE_DESC_HEADER,
     .name = "filter",
     .kind = SL_STAGE_TRANSFORM,
-    .summary = "Keep the records for which an expression is true",
+    .summary = "keep the records for which an expression is true",
     .options = filter_options,
     .state_size = sizeof(sl__filter),
     .process = filter_process,

@@ -25,11 +25,11 @@ typedef struct sl__generate {
 
 static const sl_option generate_options[] = {
     {SL_OPT_INT, "count", "0", 0, offsetof(sl__generate, count), 0,
-     9.2e18, NULL, "records to make; 0 makes records until the pipeline stops"},
+     1e15, NULL, "records to make; 0 makes records until the pipeline stops"},
     {SL_OPT_RATE, "rate", NULL, 0, offsetof(sl__generate, rate), 0, 1e9,
      NULL, "records per second (e.g. 100/s); unpaced when absent"},
     {SL_OPT_EXPR_MAP, "fields", NULL, 0, offsetof(sl__generate, fields), 0, 0,
-     NULL, "field -> expression with seq() the record number; default {seq: seq()}"},
+     NULL, "field -> expression, in order; seq() is the record number (default {seq: seq()})"},
     SL_OPTIONS_END,
 };
 
@@ -124,7 +124,7 @@ const sl_stage_desc sl_stage_generate = {
     SL_STAGE_DESC_HEADER,
     .name = "generate",
     .kind = SL_STAGE_SOURCE,
-    .summary = "Make synthetic records from expressions, at a rate or a count",
+    .summary = "make synthetic records from expressions, at a rate or up to a count",
     .options = generate_options,
     .state_size = sizeof(sl__generate),
     .run = generate_run,

@@ -219,7 +219,7 @@ const sl_stage_desc sl_stage_map = {
     SL_STAGE_DESC_HEADER,
     .name = "map",
     .kind = SL_STAGE_TRANSFORM,
-    .summary = "Reshape records: compute, rename, delete or keep fields",
+    .summary = "reshape records: compute, rename, delete or keep fields",
     .options = map_options,
     .state_size = sizeof(sl__map),
     .init = map_init,

@@ -1,18 +1,24 @@
 /*
- * The expression language of `where:`, `set:` and `fields:`.
+ * The expression language of `where:`, `set:` and `fields:`
+ * (docs/expressions.md is the full reference).
  *
- *   literals        1  2.5  "text"  true  false  null
- *   field paths     status  a.b[0]  headers["content-type"]
- *   arithmetic      + - * / %      (+ also joins strings)
- *   comparison      == != < <= > >=
+ *   literals        1  2.5  "text"  'text'  true  false  null
+ *   field paths     status  a.b[0]  a[-1]  headers["content-type"]  $["a b"]
+ *   arithmetic      + - * / %      (+ also joins strings; int overflow and
+ *                                   division by zero are SL_ERANGE)
+ *   comparison      == != < <= > >=  (do not chain; ordering against null —
+ *                                   a missing field — is false, not an error)
  *   logic           && || !        (short-circuit)
  *   conditional     cond ? a : b
- *   regex match     path =~ "^/api/"   (POSIX extended, compiled once)
+ *   regex match     path =~ "^/api/"   path !~ "^/api/"
+ *                                  (POSIX extended, compiled once)
  *   functions       len lower upper contains starts_with to_int to_float
  *                   to_string now seq
  *
- * Compiled once at start-up; a syntax error reports line and column within
- * the expression text. Evaluation is allocation-free for scalar results.
+ * Compiled once at start-up; a syntax error, an unknown function or a bad
+ * regex literal reports the column (1-based, in characters from the start of
+ * the text) within the expression text. Evaluation is allocation-free for
+ * scalar results. Missing fields read as null.
  *
  * Thread: a compiled sl_expr is immutable; evaluate it from any thread.
  */
@@ -36,7 +42,9 @@ typedef struct sl_expr_error {
     char text[160];      /* "expected ')' after arguments to len" */
 } sl_expr_error;
 
-/* Compile src. 0, SL_EPARSE (err filled) or SL_ENOMEM. */
+/* Compile src. 0, SL_EPARSE (err filled) or SL_ENOMEM; SL_EINVAL for NULL
+ * arguments. err may be NULL. On failure *out is untouched. Expressions are
+ * limited to 64 KiB of text and 256 levels of nesting (SL_EPARSE). */
 int sl_expr_compile(const char *src, sl_expr **out, sl_expr_error *err);
 void sl_expr_destroy(sl_expr *e);          /* NULL: no-op */
 const char *sl_expr_source(const sl_expr *e);
@@ -50,7 +58,10 @@ typedef struct sl_expr_env {
 /*
  * Evaluate e against rec's fields (rec may be NULL: fields read as null).
  * Returns 0 with *out a new reference, or SL_ETYPE / SL_ERANGE with a
- * message in err->text (e.g. "cannot add string and int").
+ * message in err->text (e.g. "cannot add string and int") and the column of
+ * the operator or function at fault; SL_EINVAL for an invalid computed
+ * regex; SL_ENOMEM. err may be NULL. Arrays and objects taken from the
+ * record are returned shared, not copied (copy on write, value.h).
  */
 int sl_expr_eval(const sl_expr *e, const sl_record *rec,
                  const sl_expr_env *env, sl_value **out, sl_expr_error *err);

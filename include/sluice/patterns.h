@@ -27,8 +27,8 @@
  *                         no-op. Thread: owner.
  *
  * Channels given to a pattern are borrowed: they must outlive it (until
- * wait or destroy returns). Whatever way a pattern stops, it closes its
- * output channels, so downstream readers never wait forever. Items keep the
+ * wait or destroy returns). Once started, whatever way a pattern stops, it
+ * closes its output channels, so downstream readers never wait forever. Items keep the
  * channel ownership rule: sending gives an item away, on success and on
  * failure.
  *
@@ -342,10 +342,12 @@ typedef int (*sl_pool_fn)(void *item, void **result, sl_ctx *ctx, void *arg);
 typedef struct sl_pool_config {
     size_t workers;          /* number of worker threads, >= 1 */
     bool ordered;            /* results in input order (reorder buffer) */
-    size_t window;           /* ordered: reorder slots, 0 = 4 * workers */
+    size_t window;           /* ordered: reorder slots, 0 = 16 * workers */
     sl_pool_fn fn;           /* the work, required */
     void *arg;               /* passed to fn */
     sl_free_fn free_result;  /* frees results dropped by a stop; may be NULL */
+    sl_free_fn free_item;    /* frees items taken from in but never given
+                                to fn because of a stop; may be NULL */
 } sl_pool_config;
 
 typedef struct sl_pool sl_pool;
@@ -363,10 +365,12 @@ typedef struct sl_pool sl_pool;
  * Unordered (default): results go out as they are ready.
  * Ordered: results go out in input order. Items are numbered as they are
  * received; a result that is ready early waits in a reorder buffer of
- * window slots. A worker whose result is more than window places ahead of
- * the next one to send blocks until there is room, so the pool holds at
- * most window + workers results and takes at most that many items from in
- * beyond what it has sent.
+ * window slots. Workers take no item numbered window or more places past
+ * the next result to send: they block until there is room, so the pool
+ * never holds more than window items or results, and in is not drained
+ * beyond that. Workers take items in small batches (a share of the free
+ * room, at most 16), which keeps the cost of numbering low; a hard stop
+ * frees the items of a batch not yet processed with free_item.
  *
  * cfg is copied. Returns 0, SL_EINVAL (workers == 0 or fn NULL),
  * SL_ENOMEM, SL_EAGAIN (no thread; then none was started). Thread: any.

@@ -81,7 +81,10 @@ int64_t sl_record_ingest_ns(const sl_record *r);  /* sl_clock_real scale */
 sl_value *sl_record_meta(const sl_record *r, const char *key);
 int sl_record_set_meta(sl_record *r, const char *key, sl_value *v);
 
-/* Approximate bytes the record occupies (payload + fields), for metrics. */
+/* Approximate bytes the record occupies (payload + fields), for metrics.
+ * The fields part is remembered until they change through this API or are
+ * handed out by sl_record_fields_mut; a change made later through a
+ * pointer obtained earlier is not seen until then. */
 size_t sl_record_size(const sl_record *r);
 
 #ifdef __cplusplus

@@ -476,6 +476,40 @@ Test(expr, regex_errors_at_compile_time)
                          "contain a NUL character");
 }
 
+/* Patterns whose compiled form would explode are refused before regcomp. */
+Test(expr, regex_complexity_limits)
+{
+    expect_compile_error("p =~ \"^/ap++++++++++++++++++++++++++++++\"", 6,
+                         "invalid regular expression: too complex "
+                         "(repetitions multiply beyond the limit)");
+    expect_compile_error("p =~ \"((a{100}){100}){100}\"", 6,
+                         "invalid regular expression: too complex "
+                         "(repetitions multiply beyond the limit)");
+    expect_compile_error("p =~ \"(.*){5000}\"", 6,
+                         "invalid regular expression: too complex "
+                         "(repetitions multiply beyond the limit)");
+    expect_compile_error("p =~ \"(a)\\\\1\"", 6, "invalid regular "
+                         "expression: back-references are not supported");
+    char *deep = malloc(400);
+    cr_assert_not_null(deep);
+    strcpy(deep, "p =~ \"");
+    for (int i = 0; i < 150; i++)
+        strcat(deep, "(");
+    strcat(deep, "a\"");
+    expect_compile_error(deep, 6, "invalid regular expression: too many "
+                         "nested groups");
+    free(deep);
+    /* Ordinary patterns are well within the limits. */
+    cr_expect(truth("ip =~ \"^[0-9]{1,3}(\\\\.[0-9]{1,3}){3}$\"",
+                    "{\"ip\":\"10.0.0.1\"}"));
+    cr_expect(truth("s =~ \"^.{0,1000}$\"", "{\"s\":\"abc\"}"));
+    cr_expect(truth("s =~ \"^[[:alpha:]]+[]x]?$\"", "{\"s\":\"abc]\"}"));
+    /* The same limits apply to a computed pattern. */
+    expect_eval_error("p =~ re", "{\"p\":\"x\",\"re\":\"(.*){5000}\"}",
+                      SL_EINVAL, 3, "invalid regular expression: too complex "
+                      "(repetitions multiply beyond the limit)");
+}
+
 /* The literal shortcut answers exactly as regexec does. */
 Test(expr, regex_literal_shortcut_agrees_with_regexec)
 {
@@ -787,18 +821,21 @@ Test(expr, whitespace_and_newlines)
 /* Hostile input                                                       */
 /* ------------------------------------------------------------------ */
 
+/* pre x n, then mid, then post x m: a freshly allocated string. */
 static char *repeat3(const char *pre, int n, const char *mid, const char *post,
                      int m)
 {
-    size_t len = strlen(pre) * (size_t)n + strlen(mid) + strlen(post) * (size_t)m;
-    char *s = malloc(len + 1);
+    size_t lp = strlen(pre), lm = strlen(mid), lq = strlen(post);
+    char *s = malloc(lp * (size_t)n + lm + lq * (size_t)m + 1);
     cr_assert_not_null(s);
-    s[0] = '\0';
-    for (int i = 0; i < n; i++)
-        strcat(s, pre);
-    strcat(s, mid);
-    for (int i = 0; i < m; i++)
-        strcat(s, post);
+    char *w = s;
+    for (int i = 0; i < n; i++, w += lp)
+        memcpy(w, pre, lp);
+    memcpy(w, mid, lm);
+    w += lm;
+    for (int i = 0; i < m; i++, w += lq)
+        memcpy(w, post, lq);
+    *w = '\0';
     return s;
 }
 

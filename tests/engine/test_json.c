@@ -1,5 +1,6 @@
 /* JSON parsing, limits, errors, serialising, and the byte buffer. */
 #include <criterion/criterion.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -124,6 +125,28 @@ Test(json, doubles_round_trip_shortest)
         sl_value_unref(back);
         sl_value_unref(v);
         free(s);
+    }
+}
+
+Test(json, short_decimals_print_short)
+{
+    round_trip("[12.5,-0.5,0.001,0.0001,123.456,0.3,100.25,-7.125,99999999999999.9]",
+               "[12.5,-0.5,0.001,0.0001,123.456,0.3,100.25,-7.125,99999999999999.9]");
+    round_trip("[0.00001,1.5e-7,123456789012345.6]", "[1e-05,1.5e-07,123456789012345.6]");
+
+    /* Every decimal with up to 4 places prints as itself and reads back. */
+    for (int i = -20000; i <= 20000; i += 7) {
+        for (int k = 1; k <= 4; k++) {
+            char text[32];
+            snprintf(text, sizeof(text), "%.*f", k, i / 10000.0);
+            double d = strtod(text, NULL);
+            sl_value *v = sl_value_double(d);
+            char *out = dump(v);
+            cr_assert_eq(strtod(out, NULL), d, "%s printed as %s", text, out);
+            cr_assert_leq(strlen(out), strlen(text) + 2, "%s printed as %s", text, out);
+            free(out);
+            sl_value_unref(v);
+        }
     }
 }
 

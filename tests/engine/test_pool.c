@@ -218,10 +218,10 @@ Test(pool, ordered_window_bounds_what_is_taken_from_the_input)
     sl_chan_close(in);
     cr_assert_eq(sl_pool_start(NULL, &cfg, in, out, &p), 0);
 
-    /* Item 0 is stuck; items 1..WINDOW-1 fill the ring; each other worker
-     * then holds one result it has no room for. */
-    const int taken = WINDOW + WORKERS - 1;
-    WAIT_UNTIL(atomic_load(&calls) == taken);
+    /* Item 0 is stuck, so nothing can be sent: workers take items 0 ..
+     * WINDOW-1 and then wait for room. (Items taken in the same batch as
+     * item 0 wait behind it without being processed.) */
+    const int taken = WINDOW;
     WAIT_UNTIL(sl_chan_len(in) == (size_t)(N - taken));
     /* Nothing may move now. Give a broken pool a moment to misbehave
      * before looking again (an observation window, not a synchronisation:
@@ -230,8 +230,9 @@ Test(pool, ordered_window_bounds_what_is_taken_from_the_input)
     cr_assert_eq(sl_ctx_create(&pause), 0);
     sl_ctx_sleep(pause, 20 * SL_NS_PER_MS);
     sl_ctx_destroy(pause);
-    cr_assert_eq(atomic_load(&calls), taken);
-    cr_assert_eq(sl_chan_len(in), (size_t)(N - taken));
+    cr_assert_leq(atomic_load(&calls), taken);
+    cr_assert_eq(sl_chan_len(in), (size_t)(N - taken),
+                 "the window bounds what is taken from the input");
     cr_assert_eq(sl_chan_len(out), 0, "nothing overtakes item 0");
 
     open_gate();
@@ -268,7 +269,8 @@ Test(pool, fn_error_stops_the_pool_with_that_error)
 
     for (int ordered = 0; ordered <= 1; ordered++) {
         sl_pool_config cfg = { .workers = 2, .ordered = ordered,
-                               .fn = fail_on_7, .free_result = int_free };
+                               .fn = fail_on_7, .free_result = int_free,
+                               .free_item = int_free };
         cr_assert_eq(sl_chan_create(N, int_free, &in), 0);
         cr_assert_eq(sl_chan_create(N, int_free, &out), 0);
         for (int i = 0; i < N; i++)
@@ -309,7 +311,9 @@ Test(pool, hard_stop_and_parent_cancel)
     sl_chan *in, *out;
     sl_ctx *parent;
     sl_pool *p;
-    sl_pool_config cfg = { .workers = 2, .fn = wait_ctx };
+    /* A window of 2 gives each of the 2 workers one item at a time. */
+    sl_pool_config cfg = { .workers = 2, .window = 2, .fn = wait_ctx,
+                           .free_item = int_free };
 
     cr_assert_eq(sl_chan_create(8, int_free, &in), 0);
     cr_assert_eq(sl_chan_create(8, int_free, &out), 0);
@@ -344,7 +348,8 @@ Test(pool, stop_frees_results_waiting_in_the_ring)
     sl_chan *in, *out;
     sl_pool *p;
     sl_pool_config cfg = { .workers = 2, .ordered = true, .window = 4,
-                           .fn = gated, .free_result = int_free };
+                           .fn = gated, .free_result = int_free,
+                           .free_item = int_free };
 
     gate_open = false;
     cr_assert_eq(sl_chan_create(N, int_free, &in), 0);
@@ -352,14 +357,15 @@ Test(pool, stop_frees_results_waiting_in_the_ring)
     for (int i = 0; i < N; i++)
         cr_assert_eq(sl_chan_send(in, NULL, item(i)), 0);
     cr_assert_eq(sl_pool_start(NULL, &cfg, in, out, &p), 0);
-    WAIT_UNTIL(atomic_load(&calls) == 4 + 2 - 1);
-    WAIT_UNTIL(sl_chan_len(in) == N - 5);
+    WAIT_UNTIL(sl_chan_len(in) == N - 4);
+    WAIT_UNTIL(atomic_load(&calls) >= 1);
     sl_pool_stop(p);
     open_gate();
     cr_assert_eq(sl_pool_wait(p), SL_ECANCELED);
-    /* Items 1..3 in the ring, 4 waiting for room, and 0 once released:
-     * all freed; nothing reached out. */
-    cr_assert_eq(atomic_load(&frees), 5);
+    /* Items 0..3 were taken: each is freed once, as a result (in the ring,
+     * or 0's once released) or as an item never processed. Nothing
+     * reached out. */
+    cr_assert_eq(atomic_load(&frees), 4);
     cr_assert_eq(sl_chan_len(out), 0);
     sl_pool_destroy(p);
     sl_chan_destroy(in);

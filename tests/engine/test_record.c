@@ -1,16 +1,15 @@
 /* Records: payload, fields with copy on write across copies, metadata. */
 #include <criterion/criterion.h>
 #include <string.h>
-#include <time.h>
 
+#include "sluice/clock.h"
 #include "sluice/error.h"
 #include "sluice/record.h"
 
+/* Ingest times are on sl_clock_real's scale. */
 static int64_t mono_ns(void)
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+    return sl_clock_now(sl_clock_real());
 }
 
 Test(record, new_is_empty)
@@ -249,5 +248,27 @@ Test(record, size_counts_payload_and_fields)
     cr_expect_gt(sl_record_size(r), one + 10);
     sl_record_clear_payload(r);
     cr_expect_lt(sl_record_size(r), one + 20);
+    sl_record_free(r);
+}
+
+Test(record, size_follows_changes_made_through_fields_mut)
+{
+    sl_record *r = sl_record_new();
+    sl_record_set(r, "a", sl_value_int(1));
+    size_t before = sl_record_size(r);
+    cr_expect_eq(sl_record_size(r), before, "stable while nothing changes");
+    sl_value *f = sl_record_fields_mut(r);
+    sl_object_set(f, "name", sl_value_cstring("a rather long string value"));
+    size_t after = sl_record_size(r);
+    cr_expect_gt(after, before + 26);
+
+    sl_record *c = sl_record_copy(r);
+    cr_expect_eq(sl_record_size(c), after);
+    cr_expect_eq(sl_record_del(c, "name"), 0);
+    cr_expect_eq(sl_record_size(c), before);
+    cr_expect_eq(sl_record_size(r), after);
+    sl_record_set_fields(c, sl_value_object());
+    cr_expect_eq(sl_record_size(c), 2);
+    sl_record_free(c);
     sl_record_free(r);
 }

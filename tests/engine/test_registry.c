@@ -390,3 +390,50 @@ Test(registry, dlopen_good_bad_and_missing, .fini = cleanup_tmp)
     cr_expect_eq(sl__registry_load_plugin(reg, "", NULL, 0, 0, diag),
                  SL_EINVAL);
 }
+
+/* ------------------------------------------------------------------ */
+/* The adapter config loading asks through                             */
+/* ------------------------------------------------------------------ */
+
+#include "engine/config.h"
+
+Test(registry, config_picks_forms_through_the_adapter)
+{
+    cr_assert_eq(sl__registry_add_plugin(reg, &good_plugin, "good.so", diag), 0);
+    sl_stage_registry adapter;
+    sl__registry_adapter(reg, &adapter);
+    static const char text[] =
+        "name: forms\n"
+        "stages:\n"
+        "  - {name: in, type: dual, s: hello}\n"
+        "  - {name: mid, type: zeta}\n"
+        "  - {name: out, type: dual}\n";
+    sl_config_opts opts = {.no_env = true, .registry = &adapter};
+    sl_config *cfg = NULL;
+    cr_assert_eq(sl__config_load_text(text, sizeof(text) - 1, "forms.yaml",
+                                      &opts, diag, &cfg), 0, "%s", diag_all());
+    cr_assert_eq(cfg->n_stages, 3);
+    cr_expect_eq(cfg->stages[0].desc->kind, SL_STAGE_SOURCE);
+    cr_expect_eq(cfg->stages[1].desc->kind, SL_STAGE_TRANSFORM);
+    cr_expect_eq(cfg->stages[2].desc->kind, SL_STAGE_SINK);
+    cr_expect_eq(cfg->stages[2].desc, sl__registry_find(reg, "dual", true));
+    sl__config_destroy(cfg);
+}
+
+Test(registry, config_plugins_are_loaded_and_reported_in_place)
+{
+    sl_stage_registry adapter;
+    sl__registry_adapter(reg, &adapter);
+    static const char text[] =
+        "name: plugs\n"
+        "plugins:\n"
+        "  - ./no-such-plugin.so\n"
+        "stages:\n"
+        "  - {name: out, type: whatever}\n";
+    sl_config_opts opts = {.no_env = true, .registry = &adapter};
+    sl_config *cfg = NULL;
+    cr_expect_eq(sl__config_load_text(text, sizeof(text) - 1, "plugs.yaml",
+                                      &opts, diag, &cfg), SL_ECONFIG);
+    cr_expect(diag_has("plugs.yaml:3:5: plugin ./no-such-plugin.so: cannot "
+                       "load: "), "%s", diag_all());
+}

@@ -341,3 +341,42 @@ Test(value, deep_copy_is_independent)
     cr_expect_eq(sl_value_type(cn), SL_TYPE_NULL);
     sl_value_unref(cn);
 }
+
+Test(value, shared_children_survive_their_containers)
+{
+    sl_value *child = sl_value_object();
+    sl_object_set(child, "k", sl_value_cstring("v"));
+    sl_value *leaf = sl_value_cstring("shared leaf");
+
+    sl_value *p1 = sl_value_object(), *p2 = sl_value_array();
+    sl_object_set(p1, "c", sl_value_ref(child));
+    sl_object_set(p1, "l", sl_value_ref(leaf));
+    sl_object_set(p1, "own", sl_value_int(1));
+    sl_array_append(p2, sl_value_ref(child));
+    sl_array_append(p2, sl_value_ref(leaf));
+    sl_value *nested = sl_value_array();
+    sl_array_append(nested, sl_value_ref(child));
+    sl_array_append(p2, nested);
+
+    sl_value_unref(p1);   /* releases its hold on child and leaf only */
+    cr_expect_str_eq(sl_value_get_string(sl_object_get(child, "k"), NULL), "v");
+    cr_expect_str_eq(sl_value_get_string(leaf, NULL), "shared leaf");
+    cr_expect_eq(sl_array_get(p2, 0), child);
+    cr_expect_eq(sl_array_get(sl_array_get(p2, 2), 0), child);
+
+    /* Replacing and deleting a shared member leaves the other holders be. */
+    sl_value *o = sl_value_object();
+    sl_object_set(o, "x", sl_value_ref(leaf));
+    sl_object_set(o, "x", sl_value_int(2));
+    cr_expect_eq(sl_value_get_int(sl_object_get(o, "x")), 2);
+    sl_object_set(o, "y", sl_value_ref(child));
+    cr_expect_eq(sl_object_del(o, "y"), 0);
+    sl_array_set(p2, 1, sl_value_null());
+    cr_expect_str_eq(sl_value_get_string(leaf, NULL), "shared leaf");
+    cr_expect_eq(sl_object_len(child), 1);
+    sl_value_unref(o);
+
+    sl_value_unref(p2);
+    sl_value_unref(leaf);
+    sl_value_unref(child);   /* the last references: ASan checks nothing leaks */
+}

@@ -321,7 +321,8 @@ static void stress_pool(long n, bool ordered, bool cancel)
     struct producer pr = { .ch = in, .first = 0, .step = 1, .count = n };
     struct reader rd = { .ch = out, .ordered = ordered };
     sl_pool_config cfg = { .workers = 4, .ordered = ordered, .window = 8,
-                           .fn = square_ish, .free_result = item_free };
+                           .fn = square_ish, .free_result = item_free,
+                           .free_item = item_free };
     sl_pool *p;
 
     CHECK(sl_ctx_create(&root) == 0);
@@ -511,9 +512,9 @@ int main(int argc, char **argv)
     int64_t t0 = sl_clock_now(NULL), t = t0;
     for (int round = 0; round < 2; round++) {
         bool cancel = round == 1;
-        stress_tee(5000 * scale, cancel);
+        stress_tee(3000 * scale, cancel);
         t = lap(cancel ? "tee, cancelled" : "tee", t);
-        stress_merge(2000 * scale, cancel);
+        stress_merge(1500 * scale, cancel);
         t = lap(cancel ? "merge, cancelled" : "merge", t);
         stress_bridge(40, 100 * scale, cancel);
         t = lap(cancel ? "bridge, cancelled" : "bridge", t);

@@ -1,0 +1,437 @@
+/*
+ * `csv`: parse each payload as one CSV line into fields.
+ *
+ * Quoting follows RFC 4180 within a line: a field that starts with '"' runs
+ * to the matching '"', with "" standing for one '"', and may hold the
+ * delimiter. A quote inside an unquoted field is kept as text. Because
+ * records arrive one line each, a quoted field cannot span lines: an
+ * unterminated quote is an error.
+ *
+ * Names: with `header: true` (default) the first line is the header and is
+ * dropped (counted in `dropped`); when the records come from several files
+ * (their positions name different files), each file's first line is its
+ * header. `columns` gives the names instead: with `header: true` the header
+ * line is still skipped; with `header: false` every line is data. With
+ * neither, fields are named column_1, column_2, ... Every data line must
+ * have as many fields as there are names; an empty header name becomes
+ * column_N and a duplicate one is an error.
+ *
+ * Types (`infer_types: true`, default): an unquoted field that reads as a
+ * decimal integer (fitting 64 bits) becomes an int, one that reads as a
+ * decimal number with a fraction or exponent a double, an empty unquoted
+ * field null. Everything else stays a string — a quoted field always, a
+ * number with a leading zero ("007", a code or zip rather than a quantity),
+ * and "true"/"false": turning those into booleans would give a column of
+ * "true"/"false"/"maybe" two types, so it is left to a `map` stage.
+ *
+ * `header: true` needs `workers: 1`: the stage has to see the header first.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "sluice/plugin.h"
+
+#include "record_where.h"
+
+typedef struct csv_span {
+    size_t off;             /* start in the scratch buffer */
+    size_t len;             /* bytes */
+    bool quoted;            /* the field was quoted */
+} csv_span;
+
+typedef struct csv_stage {
+    bool header;            /* option: the first line names the columns */
+    char *delimiter;        /* option: one character */
+    sl_strlist columns;     /* option: column names */
+    bool infer_types;       /* option: numbers and nulls from text */
+    char delim;             /* delimiter[0] */
+    char **names;           /* current column names (owned) */
+    size_t n_names;         /* entries in names */
+    bool have_names;        /* names are set (header seen or columns given) */
+    bool numbered;          /* no names: column_1, column_2, ... by position */
+    bool header_pending;    /* the next line of a new file is a header */
+    char *header_locator;   /* file the current header came from, or NULL */
+    sl_buf scratch;         /* unquoted field bytes of the current line */
+    csv_span *spans;        /* fields of the current line */
+    size_t cap_spans;       /* entries allocated in spans */
+    char numbuf[64];        /* a field copied for strtoll/strtod */
+} csv_stage;
+
+static void free_names(csv_stage *cs)
+{
+    for (size_t i = 0; i < cs->n_names; i++)
+        free(cs->names[i]);
+    free(cs->names);
+    cs->names = NULL;
+    cs->n_names = 0;
+}
+
+/* Make names[i] for i in [0, n) from the given strings (NULL or "" ->
+ * column_<i+1>). Rejects duplicates, naming the first one. */
+static int set_names(csv_stage *cs, sl_stage_ctx *sc, const char *const *src,
+                     const size_t *lens, size_t n, const char *where)
+{
+    char **names = calloc(n > 0 ? n : 1, sizeof(*names));
+    if (names == NULL)
+        return sl_stage_error(sc, SL_ENOMEM, "out of memory");
+    for (size_t i = 0; i < n; i++) {
+        size_t len = lens != NULL ? lens[i] : (src[i] != NULL ? strlen(src[i]) : 0);
+        if (len == 0) {
+            char tmp[32];
+            snprintf(tmp, sizeof(tmp), "column_%zu", i + 1);
+            names[i] = strdup(tmp);
+        } else {
+            names[i] = strndup(src[i], len);
+        }
+        if (names[i] == NULL)
+            goto out_nomem;
+        for (size_t j = 0; j < i; j++) {
+            if (strcmp(names[j], names[i]) == 0) {
+                int rc = sl_stage_error(sc, SL_EPARSE, "%s: duplicate column name '%s'",
+                                        where, names[i]);
+                for (size_t k = 0; k <= i; k++)
+                    free(names[k]);
+                free(names);
+                return rc;
+            }
+        }
+    }
+    free_names(cs);
+    cs->names = names;
+    cs->n_names = n;
+    cs->have_names = true;
+    return 0;
+out_nomem:
+    for (size_t k = 0; k < n; k++)
+        free(names[k]);
+    free(names);
+    return sl_stage_error(sc, SL_ENOMEM, "out of memory");
+}
+
+static int csv_init(void *state, sl_stage_ctx *sc)
+{
+    csv_stage *cs = state;
+    sl_buf_init(&cs->scratch);
+    if (cs->delimiter == NULL || strlen(cs->delimiter) != 1)
+        return sl_stage_error(sc, SL_ECONFIG, "delimiter must be one character, got '%s'",
+                              cs->delimiter != NULL ? cs->delimiter : "");
+    cs->delim = cs->delimiter[0];
+    if (cs->delim == '"' || cs->delim == '\n' || cs->delim == '\r')
+        return sl_stage_error(sc, SL_ECONFIG, "delimiter cannot be a quote or a line break");
+    if (cs->header && sl_stage_worker_count(sc) > 1)
+        return sl_stage_error(sc, SL_ECONFIG,
+                              "header: true needs workers: 1 (or use header: false with columns)");
+    if (cs->columns.n > 0) {
+        int rc = set_names(cs, sc, (const char *const *)cs->columns.items, NULL,
+                           cs->columns.n, "columns");
+        if (rc < 0)
+            return rc == SL_EPARSE ? SL_ECONFIG : rc;
+    } else if (!cs->header) {
+        cs->numbered = true;
+    }
+    cs->header_pending = cs->header;
+    return 0;
+}
+
+/* Room for one more span. */
+static int push_span(csv_stage *cs, size_t n, size_t off, size_t len, bool quoted)
+{
+    if (n == cs->cap_spans) {
+        size_t ncap = cs->cap_spans == 0 ? 16 : cs->cap_spans * 2;
+        csv_span *ns = realloc(cs->spans, ncap * sizeof(*ns));
+        if (ns == NULL)
+            return SL_ENOMEM;
+        cs->spans = ns;
+        cs->cap_spans = ncap;
+    }
+    cs->spans[n] = (csv_span){off, len, quoted};
+    return 0;
+}
+
+/*
+ * Split line p[0..len) into fields: their bytes go to scratch, their spans
+ * to spans. Returns the number of fields, SL_ENOMEM, or SL_EPARSE with
+ * *col (1-based) and *what describing the problem.
+ */
+static long split_line(csv_stage *cs, const char *p, size_t len, size_t *col,
+                       const char **what)
+{
+    sl_buf_reset(&cs->scratch);
+    if (len > 0 && p[len - 1] == '\r')
+        len--;
+    size_t n = 0;
+    size_t i = 0;
+    for (;;) {
+        size_t off = cs->scratch.len;
+        bool quoted = false;
+        bool more = false;   /* a delimiter followed this field */
+        if (i < len && p[i] == '"') {
+            quoted = true;
+            size_t open = i;
+            i++;
+            for (;;) {
+                const char *q = i < len ? memchr(p + i, '"', len - i) : NULL;
+                if (q == NULL) {
+                    *col = open + 1;
+                    *what = "unterminated quoted field (quoted fields cannot span lines)";
+                    return SL_EPARSE;
+                }
+                size_t qi = (size_t)(q - p);
+                if (sl_buf_append(&cs->scratch, p + i, qi - i) < 0)
+                    return SL_ENOMEM;
+                if (qi + 1 < len && p[qi + 1] == '"') {
+                    if (sl_buf_putc(&cs->scratch, '"') < 0)
+                        return SL_ENOMEM;
+                    i = qi + 2;
+                    continue;
+                }
+                i = qi + 1;
+                break;
+            }
+            if (i < len) {
+                if (p[i] != cs->delim) {
+                    *col = i + 1;
+                    *what = "unexpected character after a closing quote";
+                    return SL_EPARSE;
+                }
+                i++;
+                more = true;
+            }
+        } else {
+            const char *d = i < len ? memchr(p + i, cs->delim, len - i) : NULL;
+            size_t end = d != NULL ? (size_t)(d - p) : len;
+            if (sl_buf_append(&cs->scratch, p + i, end - i) < 0)
+                return SL_ENOMEM;
+            i = end;
+            if (d != NULL) {
+                i++;
+                more = true;
+            }
+        }
+        if (push_span(cs, n, off, cs->scratch.len - off, quoted) < 0)
+            return SL_ENOMEM;
+        n++;
+        if (!more)
+            break;
+    }
+    return (long)n;
+}
+
+/* The bytes of span i (valid until the next split). */
+static const char *span_text(const csv_stage *cs, size_t i)
+{
+    return cs->scratch.data != NULL ? cs->scratch.data + cs->spans[i].off : "";
+}
+
+/* true if s[0..n) is [+-]?digits with no leading zero (except "0"). */
+static bool looks_int(const char *s, size_t n)
+{
+    size_t i = 0;
+    if (i < n && (s[i] == '-' || s[i] == '+'))
+        i++;
+    if (i == n)
+        return false;
+    if (s[i] == '0' && i + 1 < n)
+        return false;
+    for (; i < n; i++)
+        if (s[i] < '0' || s[i] > '9')
+            return false;
+    return true;
+}
+
+/* true if s[0..n) is a decimal number with a fraction and/or exponent:
+ * [+-]? (digits [. digits*] | . digits) ([eE] [+-]? digits)?, no leading
+ * zero before another digit. */
+static bool looks_float(const char *s, size_t n)
+{
+    size_t i = 0;
+    if (i < n && (s[i] == '-' || s[i] == '+'))
+        i++;
+    size_t int_start = i;
+    while (i < n && s[i] >= '0' && s[i] <= '9')
+        i++;
+    size_t int_digits = i - int_start;
+    if (int_digits > 1 && s[int_start] == '0')
+        return false;
+    size_t frac_digits = 0;
+    bool dot = false;
+    if (i < n && s[i] == '.') {
+        dot = true;
+        i++;
+        while (i < n && s[i] >= '0' && s[i] <= '9') {
+            i++;
+            frac_digits++;
+        }
+    }
+    if (int_digits + frac_digits == 0)
+        return false;
+    bool exp = false;
+    if (i < n && (s[i] == 'e' || s[i] == 'E')) {
+        exp = true;
+        i++;
+        if (i < n && (s[i] == '-' || s[i] == '+'))
+            i++;
+        size_t exp_start = i;
+        while (i < n && s[i] >= '0' && s[i] <= '9')
+            i++;
+        if (i == exp_start)
+            return false;
+    }
+    return i == n && (dot || exp);
+}
+
+/* The value of field i: typed per the rules at the top of the file. */
+static sl_value *field_value(csv_stage *cs, size_t i)
+{
+    const char *s = span_text(cs, i);
+    size_t n = cs->spans[i].len;
+    if (!cs->infer_types || cs->spans[i].quoted)
+        return sl_value_string(s, n);
+    if (n == 0)
+        return sl_value_null();
+    if (n < sizeof(cs->numbuf)) {
+        bool is_int = looks_int(s, n);
+        if (is_int || looks_float(s, n)) {
+            memcpy(cs->numbuf, s, n);
+            cs->numbuf[n] = '\0';
+            errno = 0;
+            if (is_int) {
+                long long v = strtoll(cs->numbuf, NULL, 10);
+                if (errno == 0)
+                    return sl_value_int((int64_t)v);
+            } else {
+                double d = strtod(cs->numbuf, NULL);
+                if (errno == 0)
+                    return sl_value_double(d);
+            }
+        }
+    }
+    return sl_value_string(s, n);
+}
+
+/* A header line: take the names from it (unless columns were given). */
+static int take_header(csv_stage *cs, sl_stage_ctx *sc, sl_record *rec, size_t n,
+                       const char *where)
+{
+    const sl_position *pos = sl_record_position(rec);
+    const char *loc = pos != NULL ? pos->locator : NULL;
+    free(cs->header_locator);
+    cs->header_locator = NULL;
+    if (loc != NULL && (cs->header_locator = strdup(loc)) == NULL)
+        return sl_stage_error(sc, SL_ENOMEM, "out of memory");
+    if (cs->columns.n == 0) {
+        const char **src = malloc(n * sizeof(*src));
+        size_t *lens = malloc(n * sizeof(*lens));
+        if (src == NULL || lens == NULL) {
+            free(src);
+            free(lens);
+            return sl_stage_error(sc, SL_ENOMEM, "out of memory");
+        }
+        for (size_t i = 0; i < n; i++) {
+            src[i] = span_text(cs, i);
+            lens[i] = cs->spans[i].len;
+        }
+        int rc = set_names(cs, sc, src, lens, n, where);
+        free(src);
+        free(lens);
+        if (rc < 0)
+            return rc;
+    }
+    cs->header_pending = false;
+    sl_record_drop(sc, rec);
+    return 0;
+}
+
+/* Is rec the first line of a file other than the current header's? */
+static bool from_new_file(const csv_stage *cs, const sl_record *rec)
+{
+    const sl_position *pos = sl_record_position(rec);
+    const char *loc = pos != NULL ? pos->locator : NULL;
+    if (loc == NULL)
+        return false;
+    return cs->header_locator == NULL || strcmp(loc, cs->header_locator) != 0;
+}
+
+static int csv_process(void *state, sl_stage_ctx *sc, sl_record *rec)
+{
+    csv_stage *cs = state;
+    char where[512];
+    size_t len;
+    const char *p = sl_record_payload(rec, &len);
+    if (p == NULL) {
+        p = "";
+        len = 0;
+    }
+    size_t col = 0;
+    const char *what = NULL;
+    long n = split_line(cs, p, len, &col, &what);
+    if (n == SL_ENOMEM)
+        return sl_stage_error(sc, SL_ENOMEM, "out of memory");
+    if (n < 0)
+        return sl_stage_error(sc, SL_EPARSE, "%s: %s at column %zu",
+                              sl__record_where(rec, where, sizeof(where)), what, col);
+    if (cs->header && (cs->header_pending || from_new_file(cs, rec)))
+        return take_header(cs, sc, rec, (size_t)n,
+                           sl__record_where(rec, where, sizeof(where)));
+    if (!cs->numbered && (size_t)n != cs->n_names)
+        return sl_stage_error(sc, SL_EPARSE, "%s: expected %zu columns, got %ld",
+                              sl__record_where(rec, where, sizeof(where)), cs->n_names, n);
+    sl_value *obj = sl_value_object();
+    if (obj == NULL)
+        return sl_stage_error(sc, SL_ENOMEM, "out of memory");
+    for (size_t i = 0; i < (size_t)n; i++) {
+        sl_value *v = field_value(cs, i);
+        int rc;
+        if (cs->numbered) {
+            char key[32];
+            snprintf(key, sizeof(key), "column_%zu", i + 1);
+            rc = v != NULL ? sl_object_set(obj, key, v) : SL_ENOMEM;
+        } else {
+            rc = v != NULL ? sl_object_set(obj, cs->names[i], v) : SL_ENOMEM;
+        }
+        if (rc < 0) {
+            sl_value_unref(obj);
+            return sl_stage_error(sc, SL_ENOMEM, "out of memory");
+        }
+    }
+    if (sl_record_set_fields(rec, obj) < 0)
+        return sl_stage_error(sc, SL_ENOMEM, "out of memory");
+    sl_record_clear_payload(rec);
+    sl_emit(sc, rec);
+    return 0;
+}
+
+static void csv_destroy(void *state)
+{
+    csv_stage *cs = state;
+    free_names(cs);
+    free(cs->header_locator);
+    free(cs->spans);
+    sl_buf_fini(&cs->scratch);
+}
+
+static const sl_option csv_options[] = {
+    {SL_OPT_BOOL, "header", "true", 0, offsetof(csv_stage, header), 0, 0, NULL,
+     "the first line (of each file) names the columns and is not a record"},
+    {SL_OPT_STRING, "delimiter", "\",\"", 0, offsetof(csv_stage, delimiter), 0, 0, NULL,
+     "field separator, one character (\"\\t\" for tab-separated)"},
+    {SL_OPT_STRING_LIST, "columns", NULL, 0, offsetof(csv_stage, columns), 0, 0, NULL,
+     "column names instead of the header's; with header: false and no columns: column_1, column_2, ..."},
+    {SL_OPT_BOOL, "infer_types", "true", 0, offsetof(csv_stage, infer_types), 0, 0, NULL,
+     "unquoted numbers become int/double and empty fields null; the rest stay strings"},
+    SL_OPTIONS_END,
+};
+
+const sl_stage_desc sl_stage_csv = {
+    SL_STAGE_DESC_HEADER,
+    .name = "csv",
+    .kind = SL_STAGE_TRANSFORM,
+    .summary = "parse each payload as a CSV line (RFC 4180 quoting) into named fields",
+    .options = csv_options,
+    .state_size = sizeof(csv_stage),
+    .init = csv_init,
+    .process = csv_process,
+    .destroy = csv_destroy,
+};
