@@ -4,10 +4,11 @@
 #   bench/json_libs.sh [COUNT] [RUNS]     defaults: 1000000 lines, 5 runs
 #
 # Generates COUNT events with bench/gen_events (seed 1), then runs
-# bench/json_libs.c (built once per library) over them with jansson, json-c, cJSON and sluice's own
-# sl_json_parse/sl_json_dump. Needs libjansson-dev, libjson-c-dev and
+# bench/json_libs.c (built once per library) over them with jansson,
+# json-c, cJSON and sluice's own sl_json_parse/sl_json_dump. Needs libjansson-dev, libjson-c-dev and
 # libcjson-dev. Output goes to stdout; build products to $BUILD
-# (default build-bench/). SUITE overrides where JSONTestSuite/test_parsing is.
+# (default build-bench/). SUITE overrides where JSONTestSuite/test_parsing is;
+# LIBS="jansson sluice" runs only some of the libraries.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -38,7 +39,7 @@ suite_args=()
 
 echo "# $(uname -m), $(nproc) cores, $(cc --version | head -1)"
 echo "# jansson $(pkg-config --modversion jansson), json-c $(pkg-config --modversion json-c), cJSON $(pkg-config --modversion libcjson)"
-libs=(jansson json-c cJSON sluice)
+read -r -a libs <<<"${LIBS:-jansson json-c cJSON sluice}"
 for name in "${libs[@]}"; do
   "$out/json_libs_$name" "$events" --runs 0 "${suite_args[@]}" | grep -v '^== .*throughput'
 done

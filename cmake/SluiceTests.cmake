@@ -8,6 +8,14 @@
 #                         are what ThreadSanitizer checks.
 #  tests/e2e/*.sh         the real sluice binary on real files; every build.
 
+# tests/support/*.c: helpers the tests share (the loopback HTTP server on
+# libmicrohttpd), one static library linked into every test executable.
+pkg_check_modules(MHD REQUIRED IMPORTED_TARGET libmicrohttpd)
+file(GLOB SLUICE_TEST_SUPPORT CONFIGURE_DEPENDS ${CMAKE_SOURCE_DIR}/tests/support/*.c)
+add_library(sluice_test_support STATIC ${SLUICE_TEST_SUPPORT})
+target_include_directories(sluice_test_support PRIVATE ${CMAKE_SOURCE_DIR}/tests)
+target_link_libraries(sluice_test_support PUBLIC PkgConfig::MHD Threads::Threads)
+
 set(SLUICE_TSAN OFF)
 if(SLUICE_SANITIZE MATCHES "thread")
   set(SLUICE_TSAN ON)
@@ -33,7 +41,7 @@ if(NOT SLUICE_TSAN)
     get_filename_component(dir ${src} DIRECTORY)
     get_filename_component(area ${dir} NAME)
     add_executable(${name} ${src})
-    target_link_libraries(${name} PRIVATE sluice_lib PkgConfig::CRITERION)
+    target_link_libraries(${name} PRIVATE sluice_lib sluice_test_support PkgConfig::CRITERION)
     target_include_directories(${name} PRIVATE ${CMAKE_SOURCE_DIR} ${CMAKE_SOURCE_DIR}/tests)
     # --jobs 2: the machine has two cores; Criterion forks a process per test.
     add_test(NAME ${area}/${name} COMMAND ${name} --jobs 2)
@@ -49,7 +57,7 @@ file(GLOB SLUICE_STRESS_TESTS CONFIGURE_DEPENDS ${CMAKE_SOURCE_DIR}/tests/stress
 foreach(src ${SLUICE_STRESS_TESTS})
   get_filename_component(name ${src} NAME_WE)
   add_executable(${name} ${src})
-  target_link_libraries(${name} PRIVATE sluice_lib)
+  target_link_libraries(${name} PRIVATE sluice_lib sluice_test_support)
   target_include_directories(${name} PRIVATE ${CMAKE_SOURCE_DIR} ${CMAKE_SOURCE_DIR}/tests)
   add_test(NAME stress/${name} COMMAND ${name})
   set_tests_properties(stress/${name} PROPERTIES

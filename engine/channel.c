@@ -31,23 +31,25 @@
  * (a reserved but not yet committed batch is still waited for).
  *
  * Blocking. Each kind of wait has an event: a futex word `epoch` and a
- * count of `waiters`. A thread that finds the ring full (or empty) first
- * spins briefly, then announces itself (waiters++), re-checks the ring,
- * registers an sl_ctx_waiter and sleeps on the epoch. The other side,
- * after storing `committed` (or `released`), reads `waiters`: only when
- * someone is waiting does it bump the epoch and make the futex system
- * call. The store and the announce are seq_cst, so a wake-up cannot be
- * lost (one of the two always sees the other; see event_notify()). A
- * context's wake callback bumps the same epoch and wakes every sleeper of
- * that direction; they re-check their contexts first (cancellation wins).
- * A thread that gives up after sleeping passes one wake-up on, in case it
- * had consumed it. Waiting for one's turn to commit or release uses two
- * more events the same way; it cannot be cancelled (the reservation must
- * be completed) and never waits on anything but a thread that is running.
+ * count of `waiters` (announcements). A thread that finds the ring full (or
+ * empty) first spins briefly, then announces itself, re-checks the ring,
+ * registers an sl_ctx_waiter and sleeps on the epoch. The other side, after
+ * storing `committed` (or `released`), reads `waiters`: only when someone
+ * announced does it take the announcements, bump the epoch and make one
+ * futex system call that wakes every sleeper of that kind — so a sleeper
+ * costs one system call per sleep, not one per item sent while it wakes
+ * up. The store and the announce are seq_cst, so a wake-up cannot be lost
+ * (one of the two always sees the other; see event_notify()). A context's
+ * wake callback bumps the same epoch; sleepers re-check their contexts
+ * first (cancellation wins). Waiting for one's turn to commit or release
+ * uses two more events the same way; it cannot be cancelled (the
+ * reservation must be completed) and never waits on anything but a thread
+ * that is running.
  *
- * Stats: blocked_send_ns / idle_recv_ns count time from the announce to the
- * wake-up, i.e. only when a thread really had to park; max_depth is kept
- * exact without reading `head` on every send (see note_depth()).
+ * Stats: blocked_send_ns / idle_recv_ns count time from the first announce
+ * to the end of the wait, i.e. only when a thread really had to park;
+ * max_depth is kept exact without reading `head` on every send (see
+ * note_depth()).
  */
 #include <limits.h>
 #include <sched.h>
@@ -82,7 +84,8 @@
 /* Threads parked for one reason. */
 typedef struct chan_event {
     _Atomic uint32_t epoch;         /* atomic: futex word, bumped to wake sleepers */
-    _Atomic uint32_t waiters;       /* atomic: threads announced as about to sleep */
+    _Atomic uint32_t waiters;       /* atomic: announcements since the last wake-up */
+    _Atomic uint32_t sleepers;      /* atomic: threads in (or entering) the futex wait */
     _Atomic uint32_t spin;          /* atomic: how long to spin before parking (adaptive) */
 } chan_event;
 
@@ -131,39 +134,51 @@ static int64_t mono_now(void)
 /* ------------------------------------------------------------ events */
 
 /*
- * After storing a counter: wake up to n sleepers if anyone announced. This
- * is one half of a Dekker pair: the publisher does a seq_cst store of the
- * counter (committed or released) then a seq_cst load of `waiters`; a
- * waiter does a seq_cst increment of `waiters` then a seq_cst load of the
- * counter. In the single total order of seq_cst operations one of the two
- * comes first, so either the publisher sees the waiter or the waiter sees
- * the counter. (On x86: one xchg per operation and plain loads.)
+ * After storing a counter: wake the sleepers if anyone announced since the
+ * last wake-up. This is one half of a Dekker pair: the publisher does a
+ * seq_cst store of the counter (committed or released) then a seq_cst load
+ * of `waiters`; a waiter does a seq_cst increment of `waiters` then a
+ * seq_cst load of the counter. In the single total order of seq_cst
+ * operations one of the two comes first, so either the publisher sees the
+ * waiter or the waiter sees the counter. (On x86: one xchg per operation
+ * and plain loads.)
+ *
+ * The publisher takes the announcements (exchange to 0) and wakes every
+ * sleeper, so while they get going, further items make no more system
+ * calls; a thread whose announcement was taken finds the epoch moved and
+ * announces again before it sleeps again (event_prepare()).
  */
-static inline void event_notify(chan_event *ev, uint64_t n)
+static inline void event_notify(chan_event *ev)
 {
-    if (atomic_load_explicit(&ev->waiters, memory_order_seq_cst) != 0) {
+    if (atomic_load_explicit(&ev->waiters, memory_order_seq_cst) != 0 &&
+        atomic_exchange_explicit(&ev->waiters, 0, memory_order_seq_cst) != 0) {
         atomic_fetch_add_explicit(&ev->epoch, 1, memory_order_release);
-        sl__futex_wake(&ev->epoch, n > INT_MAX ? INT_MAX : (int)n);
+        sl__futex_wake(&ev->epoch, INT_MAX);
     }
 }
 
-/* Announce a sleeper; returns the epoch to sleep on. The caller re-checks
- * the ring after this and before sleeping. */
-static inline uint32_t event_announce(chan_event *ev)
+/*
+ * Announce a sleeper; returns the epoch to sleep on. The caller re-checks
+ * the ring after this and sleeps only if that finds nothing. The epoch is
+ * read before the announcement: if a publisher takes the announcement, its
+ * epoch bump comes after, so the sleep returns at once and the caller
+ * announces again. An announcement left behind by a thread that did not
+ * sleep only costs one needless wake-up later.
+ */
+static inline uint32_t event_prepare(chan_event *ev)
 {
+    uint32_t epoch = atomic_load_explicit(&ev->epoch, memory_order_acquire);
+
     atomic_fetch_add_explicit(&ev->waiters, 1, memory_order_seq_cst);
-    return atomic_load_explicit(&ev->epoch, memory_order_acquire);
+    return epoch;
 }
 
-/* Leave; when giving up after a sleep, pass a wake-up on to another. */
-static inline void event_leave(chan_event *ev, bool pass_on)
+/* Sleep until the epoch moves on from epoch (or spuriously). */
+static inline void event_sleep(chan_event *ev, uint32_t epoch)
 {
-    uint32_t left = atomic_fetch_sub_explicit(&ev->waiters, 1, memory_order_seq_cst) - 1;
-
-    if (pass_on && left != 0) {
-        atomic_fetch_add_explicit(&ev->epoch, 1, memory_order_release);
-        sl__futex_wake(&ev->epoch, 1);
-    }
+    atomic_fetch_add_explicit(&ev->sleepers, 1, memory_order_relaxed);
+    sl__futex_wait(&ev->epoch, epoch, INT64_MAX);
+    atomic_fetch_sub_explicit(&ev->sleepers, 1, memory_order_relaxed);
 }
 
 static void event_wake_all(chan_event *ev)
@@ -228,15 +243,10 @@ static void wait_turn(_Atomic uint64_t *ctr, uint64_t pos, chan_event *ev)
     }
     sched_yield();
     for (;;) {
-        uint32_t epoch = event_announce(ev);
-        if (atomic_load_explicit(ctr, memory_order_seq_cst) == pos) {
-            event_leave(ev, false);
+        uint32_t epoch = event_prepare(ev);
+        if (atomic_load_explicit(ctr, memory_order_seq_cst) == pos)
             return;
-        }
-        sl__futex_wait(&ev->epoch, epoch, INT64_MAX);
-        event_leave(ev, false);
-        if (atomic_load_explicit(ctr, memory_order_acquire) == pos)
-            return;
+        event_sleep(ev, epoch);
     }
 }
 
@@ -316,8 +326,8 @@ static inline size_t ring_send(sl_chan *ch, void *const *items, size_t n,
         wait_turn(&ch->committed, t, &ch->commit_turn);
     /* Release for the items; seq_cst for the waiters check below. */
     atomic_store_explicit(&ch->committed, t + k, memory_order_seq_cst);
-    event_notify(&ch->not_empty, k);
-    event_notify(&ch->commit_turn, INT_MAX);
+    event_notify(&ch->not_empty);
+    event_notify(&ch->commit_turn);
     return (size_t)k;
 }
 
@@ -364,8 +374,8 @@ static inline size_t ring_recv(sl_chan *ch, void **out, size_t max, bool *closed
     if (atomic_load_explicit(&ch->released, memory_order_acquire) != h)
         wait_turn(&ch->released, h, &ch->release_turn);
     atomic_store_explicit(&ch->released, h + k, memory_order_seq_cst);
-    event_notify(&ch->not_full, k);
-    event_notify(&ch->release_turn, INT_MAX);
+    event_notify(&ch->not_full);
+    event_notify(&ch->release_turn);
     return (size_t)k;
 }
 
@@ -404,6 +414,7 @@ int sl_chan_create(size_t capacity, sl_free_fn free_item, sl_chan **out)
     for (size_t i = 0; i < 4; i++) {
         atomic_init(&evs[i]->epoch, 0);
         atomic_init(&evs[i]->waiters, 0);
+        atomic_init(&evs[i]->sleepers, 0);
         atomic_init(&evs[i]->spin, SPIN_MAX / 2);
     }
     atomic_init(&ch->blocked_send_ns, 0);
@@ -490,26 +501,34 @@ static int chan_wait(sl_chan *ch, chan_event *ev, _Atomic uint64_t *watch,
     sched_yield();
 
     sl_ctx_waiter w = { .wake = event_ctx_wake, .arg = ev };
+    bool registered = false;
     int64_t t0 = mono_now();
-    uint32_t epoch = event_announce(ev);
-    int rc = 0;
-    bool slept = false;
+    int rc;
 
-    *got = try(ch, op, &closed);
-    if (*got > 0 || closed) {
-        rc = *got > 0 ? 0 : SL_ECLOSED;
-        goto out_leave;
+    for (;;) {
+        uint32_t epoch = event_prepare(ev);
+        *got = try(ch, op, &closed);
+        if (*got > 0 || closed) {
+            rc = *got > 0 ? 0 : SL_ECLOSED;
+            break;
+        }
+        if (!registered) {
+            if (!sl_ctx_add_waiter(ctx, &w)) {
+                rc = sl_ctx_err(ctx);
+                break;
+            }
+            registered = true;
+        }
+        /* A cancel stores the error before its callback moves the epoch:
+         * either we see the error here or the sleep returns at once. */
+        if (sl_ctx_is_done(ctx)) {
+            rc = sl_ctx_err(ctx);
+            break;
+        }
+        event_sleep(ev, epoch);
     }
-    if (!sl_ctx_add_waiter(ctx, &w)) {
-        rc = sl_ctx_err(ctx);
-        goto out_leave;
-    }
-    sl__futex_wait(&ev->epoch, epoch, INT64_MAX);
-    slept = true;
-    sl_ctx_remove_waiter(ctx, &w);
-    rc = sl_ctx_err(ctx);
-out_leave:
-    event_leave(ev, slept && rc != 0);
+    if (registered)
+        sl_ctx_remove_waiter(ctx, &w);
     atomic_fetch_add_explicit(stat_ns, mono_now() - t0, memory_order_relaxed);
     return rc;
 }
@@ -698,12 +717,14 @@ void sl_chan_close(sl_chan *ch)
     event_wake_all(&ch->not_full);
 }
 
+/* Whether sl_chan_close has been called (NULL: false). Thread: any. */
 bool sl_chan_is_closed(const sl_chan *ch)
 {
     return ch != NULL &&
            (atomic_load_explicit(&ch->tail, memory_order_acquire) & CLOSED_BIT);
 }
 
+/* Items queued now, a snapshot (NULL: 0). Thread: any. */
 size_t sl_chan_len(const sl_chan *ch)
 {
     if (ch == NULL)
@@ -715,6 +736,7 @@ size_t sl_chan_len(const sl_chan *ch)
     return (size_t)(t - h > ch->cap ? ch->cap : t - h);
 }
 
+/* The capacity given at creation (NULL: 0). Thread: any. */
 size_t sl_chan_cap(const sl_chan *ch)
 {
     return ch != NULL ? (size_t)ch->cap : 0;
@@ -738,11 +760,11 @@ void sl_chan_stats_get(const sl_chan *ch, sl_chan_stats *out)
     out->idle_recv_ns = atomic_load_explicit(&ch->idle_recv_ns, memory_order_relaxed);
 }
 
-/* Threads parked (or about to park) now, for tests and diagnostics.
- * Thread: any. */
+/* Threads asleep (or entering the sleep) in a blocking send or receive
+ * now, for tests and diagnostics. Thread: any. */
 size_t sl__chan_blocked(const sl_chan *ch, bool senders)
 {
     const chan_event *ev = senders ? &ch->not_full : &ch->not_empty;
 
-    return atomic_load_explicit(&ev->waiters, memory_order_acquire);
+    return atomic_load_explicit(&ev->sleepers, memory_order_acquire);
 }

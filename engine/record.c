@@ -13,6 +13,9 @@
  * Copies (a tee) share the fields and metadata objects by reference; the
  * first write through the record API unshares them (copy on write, see
  * value.h), so branches never see each other's changes.
+ *
+ * Thread: a record has one owner at a time (record.h); the interned names
+ * and the shared empty object are safe to reach from any thread.
  */
 #include <pthread.h>
 #include <stdlib.h>

@@ -105,10 +105,11 @@ static void fail_stage(run_worker *w, int code)
 
 void sl__run_stop(sl__run *run, bool force)
 {
-    if (!atomic_exchange(&run->stop_requested, true)) {
-        atomic_store(&run->stop_ns, sl__run_now());
+    /* The time first: the monitor reads stop_requested, then stop_ns. */
+    int64_t unset = 0;
+    atomic_compare_exchange_strong(&run->stop_ns, &unset, sl__run_now());
+    if (!atomic_exchange(&run->stop_requested, true))
         sl_ctx_cancel(run->sources, SL_ESTOPPED, "stop requested");
-    }
     if (force)
         set_outcome(run, OUTCOME_FORCED, SL_ECANCELED, "forced stop");
     wake_monitor(run);
@@ -184,6 +185,10 @@ static int flush_outboxes(run_worker *w)
         if (rc != 0 && first == 0)
             first = rc;
     }
+    /* Time spent blocked handing records on is not a stall. */
+    if (prev == SL__WS_PROCESSING || prev == SL__WS_FLUSHING)
+        atomic_store_explicit(&w->counters.heartbeat_ns, w->now_ns,
+                              memory_order_relaxed);
     sl__worker_set_state(&w->counters, (sl__worker_state)prev);
     return first;
 }
@@ -218,7 +223,8 @@ static bool outbox_nudge(outbox *ob, int64_t now)
     size_t n = atomic_load_explicit(&ob->n, memory_order_relaxed);
     size_t sent = 0;
     if (n > 0 && now - ob->first_ns >= SL__OUTBOX_MAX_AGE_NS) {
-        while (sent < n && sl_chan_try_send(ob->ch, ob->items[sent]) == 0)
+        /* SL_ECLOSED frees the record too: gone either way. */
+        while (sent < n && sl_chan_try_send(ob->ch, ob->items[sent]) != SL_EAGAIN)
             sent++;
         if (sent > 0) {
             memmove(ob->items, ob->items + sent, (n - sent) * sizeof(void *));
@@ -255,8 +261,10 @@ static int run_emit(sl_stage_ctx *sc, sl_record *rec)
     }
     if (st->source) {
         if (st->limiter != NULL) {
-            int rc = sl_limiter_wait(st->limiter, run->root, 1);
-            if (rc != 0) {
+            /* A stop ends the wait; a record read before it still goes. */
+            int rc = sl_limiter_wait(st->limiter, run->sources, 1);
+            if (rc != 0 && (sl_ctx_is_done(run->root) ||
+                            !sl_ctx_is_done(run->sources))) {
                 sl_record_free(rec);
                 return rc;
             }
@@ -287,6 +295,10 @@ static int run_emit(sl_stage_ctx *sc, sl_record *rec)
             return prc;
         }
     }
+    /* seq_cst after outbox_push's store of n: pairs with the monitor's
+     * store of monitor_sleeping and its re-check of the outboxes. */
+    if (st->source && atomic_load(&run->monitor_sleeping))
+        wake_monitor(run);
     if (st->ordered)
         return 0;
     outbox *first = &w->outs[0];
@@ -455,6 +467,7 @@ static int process_one(run_worker *w, sl_record *rec)
               sl__record_bytes(&w->sc.size_in, rec));
     w->dirty = true;
     if (st->limiter != NULL) {
+        sl__worker_set_state(&w->counters, SL__WS_THROTTLED);
         if (sl_limiter_wait(st->limiter, run->root, 1) != 0) {
             sl_record_free(rec);
             return STEP_STOP;
@@ -957,8 +970,8 @@ static void *monitor_main(void *arg)
         if (pending)
             wake_at = min64(wake_at, now + SL__OUTBOX_MAX_AGE_NS);
         uint32_t seen = atomic_load(&run->monitor_word);
-        atomic_store(&run->monitor_sleeping, true);
         if (!pending) {
+            atomic_store(&run->monitor_sleeping, true);
             /* re-check after announcing the sleep: a source that queued a
              * record before seeing the flag is caught here */
             for (size_t s = 0; s < run->n_stages && !pending; s++) {

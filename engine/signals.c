@@ -7,6 +7,7 @@
 #include "engine/signals.h"
 
 #include <pthread.h>
+#include <unistd.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdlib.h>
@@ -66,10 +67,21 @@ static void *signal_main(void *arg)
                         "(send it again to force a stop)",
                         sig == SIGINT ? "SIGINT" : "SIGTERM");
                 sl__run_stop(s->run, false);
-            } else {
-                sl__log(SL_LOG_WARN, NULL, "%s again: forcing a stop",
+            } else if (stops == 2) {
+                sl__log(SL_LOG_WARN, NULL, "%s again: forcing a stop "
+                        "(a third signal exits at once)",
                         sig == SIGINT ? "SIGINT" : "SIGTERM");
                 sl__run_stop(s->run, true);
+            } else {
+                /* A stage blocked in a call that ignores cancellation (a
+                 * write to a pipe nobody reads) would otherwise keep the
+                 * process alive: leave without waiting. SQLite's journal
+                 * keeps its files whole. */
+                static const char msg[] =
+                    "sluice: third signal: exiting now without waiting for stages\n";
+                ssize_t w = write(STDERR_FILENO, msg, sizeof(msg) - 1);
+                (void)w;
+                _exit(3);
             }
             break;
         case SIGUSR1:

@@ -120,6 +120,8 @@ const char *sl__worker_state_name(sl__worker_state s)
         return "ordering";
     case SL__WS_RETRYING:
         return "retrying";
+    case SL__WS_THROTTLED:
+        return "throttled";
     case SL__WS_DONE:
         return "done";
     }

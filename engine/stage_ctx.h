@@ -83,6 +83,7 @@ typedef enum sl__worker_state {
     SL__WS_FLUSHING,    /* inside flush() */
     SL__WS_ORDERING,    /* waiting for its turn to release ordered output */
     SL__WS_RETRYING,    /* waiting before retrying process() */
+    SL__WS_THROTTLED,   /* waiting for the stage's rate_limit */
     SL__WS_DONE,
 } sl__worker_state;
 

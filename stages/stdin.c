@@ -100,8 +100,10 @@ static int stdin_run(void *state, sl_stage_ctx *sc)
                                 (long long)lr->line_no);
             break;
         }
-        if (sl_emit(sc, rec) < 0) {
-            rc = 0;   /* the run is being torn down */
+        int erc = sl_emit(sc, rec);
+        if (erc < 0) {
+            /* 0 when the run is being torn down; a real failure otherwise */
+            rc = sl_ctx_is_done(sl_stage_context(sc)) ? 0 : erc;
             break;
         }
     }

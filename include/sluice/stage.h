@@ -107,6 +107,23 @@ typedef struct sl_option {
 /* Table terminator. */
 #define SL_OPTIONS_END { 0, NULL, NULL, 0, 0, 0, 0, NULL, NULL }
 
+/*
+ * The pipeline file's value syntaxes, for a stage that reads values out of
+ * an SL_OPT_STRING_MAP option (e.g. `retry: {backoff: 100ms}`) and wants
+ * them to mean what they mean everywhere else:
+ *
+ *   sl_parse_duration  "250ms", "5s", "2m", "1h", "1h30m", "1.5s", "0"
+ *                      -> nanoseconds
+ *   sl_parse_rate      "100/s", "6000/m", "5/h", "100" (per second)
+ *                      -> per second
+ *
+ * Return 0, SL_EINVAL for malformed text (negative values included) or
+ * SL_ERANGE beyond int64; *out is set only on success.
+ * Thread: any.
+ */
+int sl_parse_duration(const char *text, int64_t *ns);
+int sl_parse_rate(const char *text, double *per_s);
+
 /* ------------------------------------------------------------------ */
 /* The stage context: calls a stage makes into the engine              */
 /* ------------------------------------------------------------------ */

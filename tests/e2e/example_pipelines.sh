@@ -1,5 +1,5 @@
 # Every example in pipelines/ runs and stores what it should.
-. "$(dirname "$0")/lib.sh"
+. "$(dirname "$0")/lib.bash"
 
 # Expected counts are computed from the data with jq, not hard-coded.
 events=pipelines/data/events.jsonl

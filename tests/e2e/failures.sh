@@ -1,6 +1,6 @@
 # Failures: a failing stage stops the run with exit 1 naming the stage, and a
 # store keeps only whole batches; config errors exit 2 naming file:line.
-. "$(dirname "$0")/lib.sh"
+. "$(dirname "$0")/lib.bash"
 
 # A bad line in the middle of the input, with the default on_error: fail.
 head -24 pipelines/data/events.jsonl > out/in.jsonl

@@ -1,6 +1,6 @@
 # Memory stays flat however large the input: 3 M generated records through
 # generate -> map -> filter -> null in under 100 MB peak RSS.
-. "$(dirname "$0")/lib.sh"
+. "$(dirname "$0")/lib.bash"
 
 if [ -n "${SLUICE_SANITIZE:-}" ]; then
     echo "skipped: RSS is not meaningful under sanitizers (SLUICE_SANITIZE=$SLUICE_SANITIZE)"

@@ -1,7 +1,7 @@
 # SIGTERM drains: every record already generated is stored, exit 0.
 # A second signal, or the shutdown timeout, forces a stop: exit 3, and the
 # database is intact.
-. "$(dirname "$0")/lib.sh"
+. "$(dirname "$0")/lib.bash"
 
 cat > out/endless.yaml <<'YAML'
 name: endless

@@ -114,7 +114,8 @@ static int boom_process(void *state, sl_stage_ctx *sc, sl_record *rec)
     if (st->work) {
         volatile uint64_t x = 0;
         for (int64_t i = 0; i < (n % 7) * 2000; i++)
-            x += (uint64_t)i;
+            x = x + (uint64_t)i;
+        sl_record_set(rec, "work", sl_value_int((int64_t)x));
     }
     return sl_emit(sc, rec);
 }

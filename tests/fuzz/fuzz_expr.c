@@ -5,7 +5,7 @@
  * column inside the text and a message, and that a compiled expression
  * keeps its source.
  *
- * Build and run (see build.sh): tests/fuzz/build.sh &&
+ * Build and run (see run_all.sh): tests/fuzz/run_all.sh 10, or
  *   build-fuzz/fuzz_expr -max_total_time=60 -dict=tests/fuzz/expr.dict \
  *       tests/fuzz/corpus/expr
  */

@@ -42,7 +42,7 @@ Test(file_sink, large_output_is_written_in_whole_lines_as_it_goes)
         put(h, st_fmt("{\"i\":%d,\"pad\":\"%040d\"}", i, i));
     uint64_t before = sl_harness_stored_count(h);
     cr_expect_gt(before, 0, "full buffers are written without waiting for flush");
-    size_t len;
+    size_t len = 0;
     char *text = st_read(out, &len);
     cr_expect_gt(len, 0);
     cr_expect_eq(text[len - 1], '\n', "only whole lines reach the file");

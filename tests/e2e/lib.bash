@@ -25,7 +25,7 @@ expect_eq() {
     if [ "$2" != "$3" ]; then
         fail "$1: expected '$2', got '$3'"
     else
-        echo "ok: $1 = $3"
+        echo "ok: $1 = ${3:0:60}"
     fi
 }
 

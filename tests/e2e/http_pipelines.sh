@@ -1,0 +1,102 @@
+# The http stage in real runs of the sluice binary: the offline file://
+# example, the local-server example against python's http.server, the store
+# posting batches to a small loopback receiver, and SIGINT ending a fetch
+# that hangs on a slow server. Loopback only.
+. "$(dirname "$0")/lib.bash"
+
+pages=(pipelines/data/pages/page-1.json pipelines/data/pages/page-2.json pipelines/data/pages/page-3.json)
+events=$(jq -c '.[]' "${pages[@]}" | wc -l)
+errors=$(jq -c '.[] | select(.status >= 500)' "${pages[@]}" | wc -l)
+
+# --- http-files: file:// URLs, relative to the working directory
+run_sluice 0 run pipelines/http-files.yaml --quiet --metrics-file out/files-metrics.json
+expect_eq "http-files errors kept" "$errors" "$(wc -l < out/http-files-errors.jsonl)"
+expect_eq "http-files in page order" "$(jq -c '.[] | select(.status >= 500) | .id' "${pages[@]}" | xargs)" \
+    "$(jq -c '.id' out/http-files-errors.jsonl | xargs)"
+expect_eq "fetch records_out" "3" "$(metric out/files-metrics.json fetch records_out)"
+expect_eq "fetch bytes_in" "$(cat "${pages[@]}" | wc -c)" "$(metric out/files-metrics.json fetch bytes_in)"
+
+# --- a loopback server: GET serves pipelines/data, GET /hang never answers,
+# POST appends the body to out/posted.jsonl. It writes its port when ready.
+cat >out/server.py <<'PY'
+import http.server, os, sys, threading, time
+lock = threading.Lock()
+class H(http.server.SimpleHTTPRequestHandler):
+    def __init__(self, *a, **k):
+        super().__init__(*a, directory="pipelines/data", **k)
+    def log_message(self, fmt, *args):
+        with lock, open("out/server.log", "a") as f:
+            f.write(self.path + "\n")
+    def do_GET(self):
+        if self.path.startswith("/hang"):
+            self.log_message("hang")
+            time.sleep(60)
+            return
+        super().do_GET()
+    def do_POST(self):
+        n = int(self.headers.get("Content-Length", "0"))
+        body = self.rfile.read(n)
+        with lock, open("out/posted.jsonl", "ab") as f:
+            f.write(body)
+        self.send_response(200)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), H)
+srv.daemon_threads = True
+with open("out/port.tmp", "w") as f:
+    f.write(str(srv.server_address[1]))
+os.rename("out/port.tmp", "out/port")
+srv.serve_forever()
+PY
+python3 out/server.py &
+server=$!
+trap 'kill "$server" 2>/dev/null; rm -rf "$E2E_DIR"' EXIT
+wait_for "the test server" 30 test -s out/port
+port=$(cat out/port)
+
+# --- http-local: the same pages over HTTP, into SQLite
+PORT=$port run_sluice 0 run pipelines/http-local.yaml --quiet
+expect_eq "http-local rows" "$events" "$(sql out/http-local.db 'select count(*) from events')"
+
+# --- store: 250 generated records posted in batches of 100
+cat >out/store.yaml <<YAML
+name: http-store
+stages:
+  - name: gen
+    type: generate
+    count: 250
+    fields: {id: seq(), user: '"u" + to_string(seq() % 7)'}
+  - name: post
+    type: http
+    url: http://127.0.0.1:$port/ingest
+    batch_size: 100
+YAML
+run_sluice 0 run out/store.yaml --quiet --metrics-file out/store-metrics.json
+expect_eq "posted records" "250" "$(wc -l < out/posted.jsonl)"
+expect_eq "each record once" "250" "$(jq -r '.id' out/posted.jsonl | sort -u | wc -l)"
+expect_eq "store records_out" "250" "$(metric out/store-metrics.json post records_out)"
+
+# --- SIGINT while a request hangs: the fetch is abandoned at once, exit 0
+cat >out/hang.yaml <<YAML
+name: http-hang
+stages:
+  - name: fetch
+    type: http
+    url: http://127.0.0.1:$port/hang
+    timeout: 60s
+  - name: out
+    type: null
+YAML
+"$SLUICE_BIN" run out/hang.yaml --quiet >out/hang.out 2>out/hang.err &
+pid=$!
+wait_for "the hanging request" 30 grep -q '^/hang' out/server.log
+start=$SECONDS
+kill -INT "$pid"
+rc=0
+wait "$pid" || rc=$?
+expect_eq "SIGINT during a hanging fetch exits" "0" "$rc"
+if [ $((SECONDS - start)) -gt 5 ]; then
+    fail "sluice took $((SECONDS - start))s to stop"
+fi
+
+finish
