@@ -3,7 +3,7 @@
 # minimal plugin built with -fvisibility=hidden exports just sluice_plugin;
 # and the sluice executable exports exactly the functions the headers
 # declare — every one of them, and no engine-internal sl__ symbol.
-. "$(dirname "$0")/lib.sh"
+. "$(dirname "$0")/lib.bash"
 
 inc="$SLUICE_SOURCE_DIR/include"
 strict=(-std=c11 -pedantic -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes

@@ -14,7 +14,7 @@
 # uninstrumented code into an ASan/TSan sluice works), and — in sanitizer
 # builds — the CMake-built examples once more with the build's own compiler
 # and -fsanitize flags, so their code is checked too.
-. "$(dirname "$0")/lib.sh"
+. "$(dirname "$0")/lib.bash"
 
 build_dir=$(dirname "$SLUICE_BIN")
 fixtures="$SLUICE_SOURCE_DIR/tests/fixtures/plugins"
