@@ -147,6 +147,8 @@ static int make_breaker(sl__http_policy *p, sl_stage_ctx *sc,
         return sl_stage_error(sc, rc == SL_ENOMEM ? rc : SL_ECONFIG,
                               "circuit_breaker: cannot make a breaker: %s",
                               sl_strerror(rc));
+    /* its state in the metrics; it lives until destroy() */
+    sl_stage_watch_breaker(sc, p->breaker);
     return 0;
 }
 

@@ -119,4 +119,47 @@ expect_eq "retry: errors" "1" "$(metric $m divide errors)"
 expect_eq "retry: records before the bad one passed" "2" "$(metric $m divide records_out)"
 expect_eq "retry: latency counts every attempt" "5" "$(metric $m divide latency_us.count)"
 
+# 5. Circuit breakers: the engine's own on a failing map opens after two
+#    failures and refuses the rest; the http stage's own is reported too.
+printf '%s\n' '{"id":3}' '{"id":3}' '{"id":1}' '{"id":2}' > out/breaker.jsonl
+cat > out/breaker.yaml <<'YAML'
+name: counts-breaker
+metrics: {file: out/breaker.json}
+stages:
+  - {name: read, type: file, path: out/breaker.jsonl}
+  - {name: parse, type: json}
+  - name: divide
+    type: map
+    set: {x: 10 / (id - 3)}
+    on_error: skip
+    circuit_breaker: {failures: 2, cooldown: 1h}
+  - {name: store, type: null}
+YAML
+run_sluice 0 run out/breaker.yaml --quiet
+m=out/breaker.json
+expect_eq "breaker: state" "open" "$(metric $m divide breaker.state)"
+expect_eq "breaker: opened once" "1" "$(metric $m divide breaker.opens)"
+expect_eq "breaker: refused the last two" "2" "$(metric $m divide breaker.rejections)"
+expect_eq "breaker: every record an error" "4" "$(metric $m divide errors)"
+check_one_to_one $m divide
+expect_eq "no breaker, no breaker field" "null" "$(metric $m store breaker)"
+"$SLUICE_BIN" metrics $m > out/breaker.txt
+grep -q "^circuit breaker of divide: open (opened 1 time, 2 calls refused)" out/breaker.txt ||
+    fail "report lacks the breaker: $(cat out/breaker.txt)"
+cat > out/http-breaker.yaml <<'YAML'
+name: counts-http-breaker
+metrics: {file: out/http-breaker.json}
+stages:
+  - name: fetch
+    type: http
+    urls: ["file://out/missing-{1..3}.json"]
+    retry: {attempts: 1}
+    circuit_breaker: {failures: 5, cooldown: 1h}
+    on_error: skip
+  - {name: store, type: null}
+YAML
+run_sluice 0 run out/http-breaker.yaml --quiet
+expect_eq "http breaker reported" "closed" "$(metric out/http-breaker.json fetch breaker.state)"
+expect_eq "http errors" "3" "$(metric out/http-breaker.json fetch errors)"
+
 finish
