@@ -174,11 +174,11 @@ static void report(const where *w, const char *fmt, ...)
 }
 
 /*
- * Check one descriptor as the stage built it (d points into the stage's
- * memory; only the first struct_size bytes may be read). Returns 0,
- * SL_EABI or SL_EINVAL after reporting.
+ * Check the fields every version shares, in the stage's own memory (d may
+ * be any size; only these fields are read). Returns 0, SL_EABI or
+ * SL_EINVAL after reporting.
  */
-static int check_desc(const sl_stage_desc *d, const where *w)
+static int check_header(const sl_stage_desc *d, const where *w)
 {
     if (d == NULL) {
         report(w, "a stage descriptor is NULL");
@@ -198,6 +198,16 @@ static int check_desc(const sl_stage_desc *d, const where *w)
                (size_t)STAGE_DESC_SIZE_1_0);
         return SL_EABI;
     }
+    return 0;
+}
+
+/*
+ * Check the rest of a descriptor, on the registry's zeroed copy (so a
+ * field the stage's version lacks reads as zero, never as whatever follows
+ * the stage's struct). Returns 0 or SL_EINVAL after reporting.
+ */
+static int check_desc(const sl_stage_desc *d, const where *w)
+{
     const char *name = d->name;
     size_t len = name != NULL ? strlen(name) : 0;
     if (len == 0 || len > MAX_TYPE_NAME ||
@@ -380,10 +390,19 @@ static int add_descs(sl_registry *r, const sl_stage_desc *const *descs,
         return SL_ENOMEM;
     size_t k = 0;
     for (size_t i = 0; i < n; i++) {
-        rc = check_desc(descs[i], w);
+        rc = check_header(descs[i], w);
         if (rc != 0)
             goto out_free;
-        const sl_stage_desc *d = descs[i];
+        es[k] = copy_desc(descs[i], origin, builtin);
+        if (es[k] == NULL) {
+            rc = SL_ENOMEM;
+            goto out_free;
+        }
+        const sl_stage_desc *d = &es[k]->desc;
+        k++;   /* es[k - 1] is freed on failure from here on */
+        rc = check_desc(d, w);
+        if (rc != 0)
+            goto out_free;
         if (!builtin && name_is_builtin(r, d->name)) {
             report(w, "stage type '%s' clashes with the built-in '%s' "
                       "(a plugin cannot replace a built-in type)",
@@ -399,7 +418,7 @@ static int add_descs(sl_registry *r, const sl_stage_desc *const *descs,
             rc = SL_EEXISTS;
             goto out_free;
         }
-        for (size_t j = 0; j < k; j++) {
+        for (size_t j = 0; j + 1 < k; j++) {
             if (strcmp(es[j]->desc.name, d->name) == 0 &&
                 is_source(&es[j]->desc) == is_source(d)) {
                 report(w, "stage type '%s' (%s form) is defined twice",
@@ -408,12 +427,6 @@ static int add_descs(sl_registry *r, const sl_stage_desc *const *descs,
                 goto out_free;
             }
         }
-        es[k] = copy_desc(d, origin, builtin);
-        if (es[k] == NULL) {
-            rc = SL_ENOMEM;
-            goto out_free;
-        }
-        k++;
     }
     rc = add_entries(r, es, k);
     free(es);

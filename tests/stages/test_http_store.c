@@ -284,13 +284,13 @@ Test(http_store, rate_limit_paces_requests)
 
 Test(http_store, timeout_names_the_url)
 {
-    const char *u = url("/slow?delay_ms=3000");
+    const char *u = url("/slow?delay_ms=20000");
     sl_harness *h = make(st_fmt("url: '%s'\nbatch_size: 1\ntimeout: 120ms\n"
                                 "retry: {attempts: 1}", u));
     int64_t t0 = mono_ns();
     int rc = put_id(h, 1);
     cr_assert_eq(rc, SL_ETIMEDOUT, "%s", sl_error_name(rc));
-    cr_assert_lt(mono_ns() - t0, 1500 * SL_NS_PER_MS);
+    cr_assert_lt(mono_ns() - t0, 10 * SL_NS_PER_S);
     const char *e = sl_harness_last_error(h);
     cr_assert(strstr(e, "timed out after 120ms") != NULL, "%s", e);
     cr_assert(strstr(e, u) != NULL, "%s", e);
