@@ -6,6 +6,7 @@
  * sluice_stage_latency_seconds with cumulative _bucket{le=…}, _sum and
  * _count. The names are listed in docs/metrics.md.
  */
+#include <math.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -30,12 +31,17 @@ static int put_label(sl_buf *b, const char *s)
     return rc;
 }
 
-/* A sample value: integers as such, others with enough digits. */
+/* A sample value: integers as such, others with enough digits, and the
+ * format's own spellings of NaN and the infinities. The range is checked
+ * before the cast: a double outside long long's range must not reach it
+ * (a snapshot read from a file may hold any number). */
 static int put_value(sl_buf *b, double v)
 {
     if (v != v)
         return sl__mput(b, "NaN");
-    if (v == (double)(long long)v && v < 9e15 && v > -9e15)
+    if (isinf(v))
+        return sl__mput(b, v > 0 ? "+Inf" : "-Inf");
+    if (v < 9e15 && v > -9e15 && v == (double)(long long)v)
         return sl__mputf(b, "%lld", (long long)v);
     return sl__mputf(b, "%.9g", v);
 }

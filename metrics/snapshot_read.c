@@ -9,6 +9,10 @@
 #include "metrics/snapshot.h"
 #include "sluice/error.h"
 
+/* The count under key: integers as they are, reals truncated; negative,
+ * missing or non-numeric values read as 0, and reals of 2^63 or more as
+ * INT64_MAX, so that the count is written back as JSON this reader takes
+ * (and no real number outside the range reaches the cast). */
 static uint64_t get_u64(const sl_value *o, const char *key)
 {
     const sl_value *v = sl_object_get(o, key);
@@ -17,7 +21,11 @@ static uint64_t get_u64(const sl_value *o, const char *key)
         return i > 0 ? (uint64_t)i : 0;
     }
     double d = sl_value_get_double(v);
-    return d > 0 ? (uint64_t)d : 0;
+    if (!(d > 0))
+        return 0;
+    if (d >= 9223372036854775808.0)     /* 2^63 */
+        return INT64_MAX;
+    return (uint64_t)d;
 }
 
 static double get_num(const sl_value *o, const char *key)

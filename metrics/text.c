@@ -75,6 +75,12 @@ int sl__mput_num(sl_buf *b, double v)
     if (v != v || v > 1e300 || v < -1e300)
         v = 0;
     char tmp[400];
+    if (v >= 1e18 || v <= -1e18) {
+        /* in full, such a number reads back as an integer out of int64's
+         * range; an exponent keeps it a real number */
+        snprintf(tmp, sizeof(tmp), "%.17g", v);
+        return sl__mput(b, tmp);
+    }
     snprintf(tmp, sizeof(tmp), "%.3f", v);
     char *dot = strchr(tmp, '.');
     if (dot != NULL) {

@@ -151,6 +151,45 @@ static char *prometheus(const sl__run_snapshot *s)
     return b.data;
 }
 
+/* Numbers outside what a live run produces (a hand-edited or damaged
+ * file): counts saturate at INT64_MAX, and what is read writes out again
+ * as JSON that reads back (found by tests/fuzz/fuzz_snapshot). */
+Test(snapshot, out_of_range_numbers_read_and_write_back)
+{
+    const char *text =
+        "{\"elapsed_s\":1e300,\"stages\":[{\"name\":\"a\","
+        "\"records_out\":1e30,\"records_in\":-3,\"errors\":2.5,"
+        "\"bytes_in\":18446744073709551615.0,\"idle_recv_s\":1e20}]}";
+    sl__run_snapshot r;
+    char err[160] = "";
+    cr_assert_eq(sl__run_snapshot_read(text, strlen(text), &r, err,
+                                       sizeof(err)), 0, "%s", err);
+    cr_expect_eq(r.stages[0].records_out, (uint64_t)INT64_MAX);
+    cr_expect_eq(r.stages[0].bytes_in, (uint64_t)INT64_MAX);
+    cr_expect_eq(r.stages[0].records_in, 0);
+    cr_expect_eq(r.stages[0].errors, 2);
+    char *json = to_json(&r);
+    cr_expect(strstr(json, "\"records_out\":9223372036854775807,") != NULL,
+              "%s", json);
+    cr_expect(strstr(json, "\"idle_recv_s\":1e+20,") != NULL, "%s", json);
+    sl__run_snapshot back;
+    cr_assert_eq(sl__run_snapshot_read(json, strlen(json), &back, err,
+                                       sizeof(err)), 0, "%s: %s", err, json);
+    cr_expect_eq(back.stages[0].records_out, (uint64_t)INT64_MAX);
+    cr_expect_eq(back.stages[0].idle_recv_s, 1e20);
+    sl__run_snapshot_fini(&back);
+    free(json);
+
+    /* Prometheus: no cast of an out-of-range double; its own spellings */
+    r.stages[0].blocked_send_s = 1.0 / 0.0;
+    char *t = prometheus(&r);
+    cr_expect(strstr(t, "sluice_pipeline_elapsed_seconds{pipeline=\"pipeline\"} 1e+300\n") != NULL, "%s", t);
+    cr_expect(strstr(t, "sluice_stage_blocked_send_seconds_total{pipeline=\"pipeline\",stage=\"a\"} +Inf\n") != NULL, "%s", t);
+    cr_expect(strstr(t, "sluice_stage_records_out_total{pipeline=\"pipeline\",stage=\"a\"} 9.22337204e+18\n") != NULL, "%s", t);
+    free(t);
+    sl__run_snapshot_fini(&r);
+}
+
 Test(snapshot, prometheus_text)
 {
     sl__run_snapshot s;
