@@ -12,11 +12,13 @@
 #include "engine/run.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "engine/futex_internal.h"
 #include "engine/options.h"
@@ -369,9 +371,26 @@ static int dead_letter_line(const char *stage, const char *error,
     return rc != 0 ? SL_ENOMEM : 0;
 }
 
-/* Append the line under the writer lock: whole lines, one at a time. */
+/* strerror(e) with a lower-case first letter, as sluice writes its
+ * messages ("no space left on device"), into buf. Returns buf. */
+static const char *errno_text(int e, char *buf, size_t size)
+{
+    char tmp[128];
+    snprintf(buf, size, "%s", strerror_r(e, tmp, sizeof(tmp)));  /* GNU */
+    if (buf[0] >= 'A' && buf[0] <= 'Z' && !(buf[1] >= 'A' && buf[1] <= 'Z'))
+        buf[0] = (char)(buf[0] - 'A' + 'a');
+    return buf;
+}
+
+/*
+ * Append the line under the writer lock: whole lines, one at a time, each
+ * handed to the operating system before the record counts as dead-lettered.
+ * A write that fails part-way (a full disk) is cut back off the file, so
+ * the file always ends with its last whole line. Returns 0, SL_ENOMEM, or
+ * SL_EIO with *err the errno value.
+ */
 static int dead_letter_write(sl__run *run, const char *stage,
-                             const char *error, const sl_record *rec)
+                             const char *error, const sl_record *rec, int *err)
 {
     sl_buf b;
     sl_buf_init(&b);
@@ -379,8 +398,21 @@ static int dead_letter_write(sl__run *run, const char *stage,
     if (rc != 0)
         goto out;
     pthread_mutex_lock(&run->dl_mu);
-    if (fwrite(b.data, 1, b.len, run->dl) != b.len || fflush(run->dl) != 0)
-        rc = SL_EIO;
+    off_t start = lseek(run->dl_fd, 0, SEEK_END);
+    size_t done = 0;
+    while (done < b.len) {
+        ssize_t n = write(run->dl_fd, b.data + done, b.len - done);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0) {
+            *err = n < 0 ? errno : ENOSPC;   /* 0 bytes written: no room */
+            rc = SL_EIO;
+            if (done > 0 && start >= 0 && ftruncate(run->dl_fd, start) < 0)
+                *err = errno;
+            break;
+        }
+        done += (size_t)n;
+    }
     pthread_mutex_unlock(&run->dl_mu);
 out:
     sl_buf_fini(&b);
@@ -507,13 +539,17 @@ static int process_one(run_worker *w, sl_record *rec)
     case SL_ON_ERROR_SKIP:
         break;
     case SL_ON_ERROR_DEAD_LETTER: {
+        int derr = 0;
         int drc = dead_letter_write(run, st->conf->name,
                                     sl__stage_ctx_reason(&w->sc, rc),
-                                    consumed ? NULL : rec);
+                                    consumed ? NULL : rec, &derr);
         if (drc != 0) {
+            char etext[128];
             set_outcome(run, OUTCOME_FAILED, SL_ECANCELED,
-                        "dead letter file %s: %s", run->dl_path,
-                        drc == SL_EIO ? strerror(errno) : sl_strerror(drc));
+                        "stage %s: dead letter file %s: %s", st->conf->name,
+                        run->dl_path, drc == SL_EIO
+                            ? errno_text(derr, etext, sizeof(etext))
+                            : sl_strerror(drc));
             if (!consumed)
                 sl_record_free(rec);
             return STEP_STOP;
@@ -1272,6 +1308,7 @@ int sl__run_create(const sl__run_opts *opts, sl_diag *diag, sl__run **out)
     run->batch = opts->batch > 0 && opts->batch < SL__OUTBOX_BATCH
                      ? opts->batch : SL__OUTBOX_BATCH;
     pthread_mutex_init(&run->dl_mu, NULL);
+    run->dl_fd = -1;
     pthread_mutex_init(&run->breaker_mu, NULL);
     run->metrics_interval_ns = cfg->metrics.interval_ns > 0
                                    ? cfg->metrics.interval_ns : SL_NS_PER_S;
@@ -1358,8 +1395,9 @@ int sl__run_create(const sl__run_opts *opts, sl_diag *diag, sl__run **out)
             rc = SL_ENOMEM;
             goto out_destroy;
         }
-        run->dl = fopen(run->dl_path, "a");
-        if (run->dl == NULL) {
+        run->dl_fd = open(run->dl_path,
+                          O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+        if (run->dl_fd < 0) {
             sl__diag_add(diag, cfg->file, 0, 0,
                          "dead_letter.path: cannot open %s: %s", run->dl_path,
                          strerror(errno));
@@ -1500,8 +1538,8 @@ void sl__run_destroy(sl__run *run)
     }
     if (run->has_last)
         sl__run_snapshot_fini(&run->last);
-    if (run->dl != NULL)
-        fclose(run->dl);
+    if (run->dl_fd >= 0)
+        close(run->dl_fd);
     free(run->dl_path);
     pthread_mutex_destroy(&run->dl_mu);
     pthread_mutex_destroy(&run->breaker_mu);

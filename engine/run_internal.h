@@ -112,9 +112,9 @@ struct sl__run {
     _Atomic int64_t end_ns;     /* atomic: monotonic end, 0 while running */
     bool started;               /* owner */
     /* dead letters */
-    FILE *dl;                   /* NULL when no stage uses dead_letter */
+    int dl_fd;                  /* -1 when no stage uses dead_letter */
     char *dl_path;              /* owned */
-    pthread_mutex_t dl_mu;      /* guards dl: one writer at a time */
+    pthread_mutex_t dl_mu;      /* guards dl_fd: one writer at a time */
     /* metrics */
     pthread_mutex_t breaker_mu; /* guards stages' watched breakers against
                                    their destroy() while a snapshot reads */

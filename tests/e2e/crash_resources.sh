@@ -2,7 +2,8 @@
 # database holding a prefix of the input in whole transactions; a full disk,
 # a read-only directory and a missing input fail the run with exit 1 and a
 # message naming the stage, the file and the cause, leaving whole lines and
-# a sound database; file descriptors are released (valgrind, normal build).
+# a sound database (also when the dead-letter file fills the disk); file
+# descriptors are released (valgrind, normal build).
 . "$(dirname "$0")/lib.bash"
 
 mounts=()
@@ -93,6 +94,32 @@ if mount -t tmpfs -o size=1m sluice-e2e out/small 2>/dev/null; then
     [ "$n" -gt 0 ] || fail "nothing stored before the disk filled"
     expect_eq "sqlite after a full disk: ids are 1..$n" "1|$n|$n" \
         "$(sql out/small/full.db 'select min(id), max(id), count(distinct id) from t')"
+    rm -f out/small/*
+
+    # The dead-letter file fills the disk: the run fails naming the stage
+    # and the file, and the file ends with its last whole line.
+    awk 'BEGIN { for (i = 1; i <= 20000; i++)
+                   if (i % 2) printf "not json %d %0200d\n", i, 0; else printf "{\"id\":%d}\n", i }' \
+        > out/half-bad.jsonl
+    cat > out/full-dl.yaml <<'YAML'
+name: full-dl
+dead_letter: {path: out/small/rejects.jsonl}
+stages:
+  - {name: read, type: file, path: out/half-bad.jsonl}
+  - {name: parse, type: json, on_error: dead_letter}
+  - {name: store, type: sqlite, path: out/full-dl.db, table: t, batch_size: 100}
+YAML
+    run_sluice 1 run out/full-dl.yaml --quiet
+    grep -q "stage parse: dead letter file out/small/rejects.jsonl: no space left on device" out/stderr ||
+        fail "dead-letter full disk message: $(cat out/stderr)"
+    [ "$(stat -c %s out/small/rejects.jsonl)" -gt 500000 ] || fail "the dead-letter file stopped early"
+    [ -z "$(tail -c 1 out/small/rejects.jsonl)" ] || fail "the dead-letter file ends in half a line"
+    if jq -e . out/small/rejects.jsonl >/dev/null; then
+        echo "ok: every dead letter is whole JSON ($(wc -l < out/small/rejects.jsonl) lines)"
+    else
+        fail "full disk left a broken dead-letter line"
+    fi
+    expect_eq "sqlite beside a full dead-letter disk: integrity" "ok" "$(sql out/full-dl.db 'pragma integrity_check')"
     rm -f out/small/*
 
     # --- read-only directory -------------------------------------------------
