@@ -2,8 +2,7 @@
 # database holding a prefix of the input in whole transactions; a full disk,
 # a read-only directory and a missing input fail the run with exit 1 and a
 # message naming the stage, the file and the cause, leaving whole lines and
-# a sound database (also when the dead-letter file fills the disk); file
-# descriptors are released (valgrind, normal build).
+# a sound database (also when the dead-letter file fills the disk).
 . "$(dirname "$0")/lib.bash"
 
 mounts=()
@@ -152,38 +151,7 @@ run_sluice 1 run out/missing.yaml --quiet
 grep -q "stage read: out/no-such-dir/missing.jsonl: no such file or directory" out/stderr ||
     fail "missing input message: $(cat out/stderr)"
 
-# --- file descriptors and memory released (valgrind, normal build only) --------
-# Valgrind cannot run sanitizer builds; those have LSan for memory instead.
-# vg_check NAME EXPECTED_EXIT ARGS...: no descriptor opened by sluice is left
-# open at exit, no leak, no memory error.
-vg_check() {
-    local name=$1 want=$2; shift 2
-    local rc=0
-    valgrind --quiet --track-fds=yes --leak-check=full --errors-for-leak-kinds=definite,indirect \
-        --error-exitcode=99 --log-file="out/vg-$name.log" "$SLUICE_BIN" "$@" \
-        >/dev/null 2>out/vg-$name.err || rc=$?
-    expect_eq "valgrind $name: exit" "$want" "$rc"
-    local leaked
-    leaked=$(awk '/Open file descriptor/ {fd=$0; getline; if ($0 !~ /inherited from parent/) print fd}' \
-        "out/vg-$name.log")
-    expect_eq "valgrind $name: descriptors left open" "" "$leaked"
-}
-if [ -n "${SLUICE_SANITIZE:-}" ]; then
-    echo "SKIP: valgrind descriptor check (sanitizer build)"
-elif ! command -v valgrind >/dev/null; then
-    echo "SKIP: valgrind not installed; descriptor check not run"
-else
-    cat > out/vg.yaml <<'YAML'
-name: vg
-dead_letter: {path: out/vg-rejects.jsonl}
-stages:
-  - {name: read, type: file, path: pipelines/data/events-with-errors.jsonl}
-  - {name: parse, type: json, on_error: dead_letter}
-  - {name: copy, type: file, path: out/vg-copy.jsonl}
-  - {name: store, type: sqlite, path: out/vg.db, table: t, batch_size: 7, inputs: [parse]}
-YAML
-    vg_check ok 0 run out/vg.yaml --quiet
-    vg_check missing 1 run out/missing.yaml --quiet
-fi
+# Descriptors, threads and memory released on every exit path:
+# tests/e2e/test_resources.c and tests/e2e/valgrind.sh.
 
 finish
