@@ -109,6 +109,18 @@ run_sluice 0 run out/depth.yaml --quiet --metrics-file out/depth-metrics.json
 expect_eq "depth 2 accepted, depth 3 rejected" "1/1" \
     "$(metric out/depth-metrics.json parse records_out)/$(metric out/depth-metrics.json parse errors)"
 
+# The highest max_depth still refuses 100,000 levels, at the parser's own
+# maximum, without exhausting a stack.
+printf '{"a":[[1]]}\n' > out/deepest.jsonl
+"$SLUICE_SOURCE_DIR/tests/fixtures/hostile/make_records.sh" /dev/stdout | sed -n 13p >> out/deepest.jsonl
+sed 's#out/hostile.jsonl#out/deepest.jsonl#; s#out/lim.db#out/deepest.db#; s#max_depth: 2#max_depth: 100000#; s#lim-rejects#deepest-rejects#' \
+    out/lim.yaml > out/deepest.yaml
+run_sluice 0 run out/deepest.yaml --quiet --metrics-file out/deepest-metrics.json
+expect_eq "max_depth 100000: stored/refused" "1/1" \
+    "$(metric out/deepest-metrics.json parse records_out)/$(metric out/deepest-metrics.json parse errors)"
+grep -q 'line 2: nesting deeper than the parser maximum of 2047 levels' out/deepest-rejects.jsonl ||
+    fail "parser maximum reason missing: $(jq -r .error out/deepest-rejects.jsonl | cut -c1-200)"
+
 # A line longer than the file stage's max_line fails the run naming file:line,
 # and what was stored before it is intact.
 new_db out/line.db
