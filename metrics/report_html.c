@@ -18,7 +18,7 @@
 
 static const char page_css[] =
     "body{font-family:system-ui,-apple-system,'Segoe UI',Roboto,Helvetica,"
-    "Arial,sans-serif;margin:0 auto;max-width:1000px;padding:16px 24px;"
+    "Arial,sans-serif;margin:0 auto;max-width:1100px;padding:16px 24px;"
     "color:#222;background:#fff}"
     "h1{font-size:1.5em;margin:.2em 0}h2{font-size:1.15em;margin:1.6em 0 .3em;"
     "border-bottom:1px solid #ddd;padding-bottom:.2em}"
