@@ -64,6 +64,13 @@ void sl__svg_duration_us(double us, char *buf, size_t size)
         snprintf(buf, size, "%.3gns", us * 1e3);
 }
 
+static double clamp(double v, double lo, double hi)
+{
+    if (!(v > lo))
+        return lo;
+    return v > hi ? hi : v;
+}
+
 /* A step of 1, 2 or 5 times a power of ten giving about `target` ticks
  * over range (> 0). */
 static double nice_step(double range, int target)
@@ -161,7 +168,7 @@ int sl__svg_line_chart_write(sl_buf *b, const sl__svg_line_chart *c)
 {
     double pw = CHART_W - PLOT_L - PLOT_R;
     double xmax = c->n > 0 ? c->x[c->n - 1] : 0;
-    if (!(xmax > 0))
+    if (!(xmax > 0) || !isfinite(xmax) || xmax > 1e15)
         xmax = 1;
     double xstep = nice_step(xmax, 6);
     xmax = ceil(xmax / xstep - 1e-9) * xstep;
@@ -175,8 +182,8 @@ int sl__svg_line_chart_write(sl_buf *b, const sl__svg_line_chart *c)
         ymax = 1;
         ystep = 0.25;
     } else {
-        if (!(ymax > 0))
-            ymax = 1;
+        if (!(ymax > 0) || ymax > 1e18)
+            ymax = ymax > 1e18 ? 1e18 : 1;
         ystep = nice_step(ymax, 4);
         if (c->integer && ystep < 1)
             ystep = 1;
@@ -191,7 +198,9 @@ int sl__svg_line_chart_write(sl_buf *b, const sl__svg_line_chart *c)
                     "viewBox=\"0 0 %.0f %.0f\" role=\"img\">", CHART_W, h);
     /* grid and axes */
     rc |= sl__mput(b, "<g class=\"axis\">");
-    for (double v = 0; v <= ymax * (1 + 1e-9); v += ystep) {
+    /* ticks by count: a step too small for the value cannot loop */
+    for (int k = 0; k <= 40 && k * ystep <= ymax * (1 + 1e-9); k++) {
+        double v = k * ystep;
         double y = PLOT_T + PLOT_H - v / ymax * PLOT_H;
         char lab[32];
         if (c->percent)
@@ -203,7 +212,8 @@ int sl__svg_line_chart_write(sl_buf *b, const sl__svg_line_chart *c)
                         "text-anchor=\"end\">%s</text>",
                         PLOT_L, y, PLOT_L + pw, y, PLOT_L - 6, y + 4, lab);
     }
-    for (double v = 0; v <= xmax * (1 + 1e-9); v += xstep) {
+    for (int k = 0; k <= 40 && k * xstep <= xmax * (1 + 1e-9); k++) {
+        double v = k * xstep;
         double x = PLOT_L + v / xmax * pw;
         char lab[32];
         sl__svg_num(v, lab, sizeof(lab));
@@ -247,8 +257,8 @@ int sl__svg_line_chart_write(sl_buf *b, const sl__svg_line_chart *c)
                     pen = false;
                     continue;
                 }
-                double x = PLOT_L + c->x[i] / xmax * pw;
-                double y = PLOT_T + PLOT_H - v / ymax * PLOT_H;
+                double x = PLOT_L + clamp(c->x[i] / xmax, 0, 1) * pw;
+                double y = PLOT_T + PLOT_H - clamp(v / ymax, 0, 1) * PLOT_H;
                 rc |= sl__mputf(b, "%s%.1f %.1f", pen ? " L" : " M", x, y);
                 pen = true;
             }
@@ -261,8 +271,9 @@ int sl__svg_line_chart_write(sl_buf *b, const sl__svg_line_chart *c)
                     continue;
                 rc |= sl__mputf(b, "<circle class=\"point\" cx=\"%.1f\" "
                                 "cy=\"%.1f\" r=\"4\" fill=\"%s\"/>",
-                                PLOT_L + c->x[i] / xmax * pw,
-                                PLOT_T + PLOT_H - s->y[i] / ymax * PLOT_H,
+                                PLOT_L + clamp(c->x[i] / xmax, 0, 1) * pw,
+                                PLOT_T + PLOT_H -
+                                    clamp(s->y[i] / ymax, 0, 1) * PLOT_H,
                                 sl__svg_color(s->color));
             }
         }
@@ -378,6 +389,8 @@ int sl__svg_quantiles_write(sl_buf *b, const char *id,
     double d_hi = any ? ceil(log10(hi)) : 1;
     if (d_hi <= d_lo)
         d_hi = d_lo + 1;
+    if (d_lo < d_hi - 12)
+        d_lo = d_hi - 12;   /* at most 12 decades; less is drawn at the left */
     double aw = CHART_W - BAR_LABEL_W - PLOT_R - 10;
     double top = 26;
     double h = top + (double)n * BAR_ROW + 24;
@@ -419,7 +432,7 @@ int sl__svg_quantiles_write(sl_buf *b, const char *id,
             xs[k] = -1;
             if (v > 0 && isfinite(v)) {
                 xs[k] = BAR_LABEL_W + 5 +
-                        (log10(v) - d_lo) / (d_hi - d_lo) * aw;
+                        clamp((log10(v) - d_lo) / (d_hi - d_lo), 0, 1) * aw;
                 has = true;
             }
         }

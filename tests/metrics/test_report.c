@@ -496,3 +496,31 @@ Test(report_svg, numbers_and_durations)
     cr_assert_str_neq(sl__svg_dash(12), "");
     cr_assert_str_eq(sl__svg_color(1), sl__svg_color(11));
 }
+
+Test(report_html, hostile_numbers_stay_bounded)
+{
+    /* a first snapshot a hair after the start (a rate of 1e302/s), a huge
+     * elapsed time and latencies over 30 decades */
+    const char *text =
+        "{\"pipeline\":\"p\",\"status\":\"running\",\"elapsed_s\":1e-300,"
+        "\"stages\":[{\"name\":\"g\",\"kind\":\"source\",\"records_out\":100},"
+        "{\"name\":\"t\",\"inputs\":[\"g\"],\"records_in\":100,"
+        "\"latency_us\":{\"p50\":1e-20,\"p99\":1e10}}]}\n"
+        "{\"pipeline\":\"p\",\"status\":\"failed\",\"elapsed_s\":1e200,"
+        "\"cause\":\"stage t: <bad> & worse\","
+        "\"stages\":[{\"name\":\"g\",\"kind\":\"source\",\"records_out\":200},"
+        "{\"name\":\"t\",\"inputs\":[\"g\"],\"records_in\":200,"
+        "\"latency_us\":{\"p50\":1e-20,\"p99\":1e10}}]}\n";
+    char *page = page_of(text, 0);
+    cr_assert_not_null(strstr(page, "<b>failed</b> after"));
+    cr_assert_not_null(strstr(page, "id=\"cause\">cause: stage t: &lt;bad&gt; "
+                                    "&amp; worse</p>"));
+    char *svg = svg_of(page, "throughput");
+    cr_assert_lt(count(svg, "class=\"grid\""), 42);
+    cr_assert_lt(count(svg, "class=\"tick\""), 42);
+    free(svg);
+    svg = svg_of(page, "latency");
+    cr_assert_leq(count(svg, "class=\"grid\""), 13);
+    free(svg);
+    free(page);
+}
