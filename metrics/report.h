@@ -40,8 +40,10 @@ typedef struct sl__history {
     uint64_t *retries;        /* cumulative */
     double *queue_fill;       /* input queue depth / capacity, 0..1; -1 for
                                  a stage without an input queue */
-    long *bottleneck;         /* [n_points] the bottleneck over the interval
-                                 ending at each snapshot (-1: none) */
+    long *bottleneck;         /* [n_points] at the last point of each
+                                 window (see SL__REPORT_WINDOW_S): the
+                                 bottleneck over the window (-1: none);
+                                 SL__REPORT_NO_WINDOW at other points */
     sl__run_snapshot last;    /* the run's last snapshot, in full */
     size_t n_runs;            /* runs found in the file (this is the last
                                  unless a run was chosen) */
@@ -50,6 +52,16 @@ typedef struct sl__history {
                                  snapshot */
     bool skipped_partial;     /* an unfinished last line was left out */
 } sl__history;
+
+/*
+ * The bottleneck over time is named per window of at least this many
+ * seconds (from one window's last snapshot to the next), and over the
+ * run's last stretch however short: a worker's wait on a full output is
+ * counted when it ends, so over much shorter windows a stage held back in
+ * one long wait looks busy.
+ */
+#define SL__REPORT_WINDOW_S 1.0
+#define SL__REPORT_NO_WINDOW (-2)
 
 /*
  * Read a metrics.history file (one JSON snapshot per line, blank lines

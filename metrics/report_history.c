@@ -78,10 +78,9 @@ static int series_reserve(series_buf *sb)
     return 0;
 }
 
-/* Add snapshot s (prev: the one before it in the same run, or NULL) as the
- * next point. 0 or SL_ENOMEM. */
-static int series_add(series_buf *sb, const sl__run_snapshot *s,
-                      const sl__run_snapshot *prev, size_t line)
+/* Add snapshot s as the next point, its bottleneck not yet known.
+ * 0 or SL_ENOMEM. */
+static int series_add(series_buf *sb, const sl__run_snapshot *s, size_t line)
 {
     int rc = series_reserve(sb);
     if (rc != 0)
@@ -100,19 +99,71 @@ static int series_add(series_buf *sb, const sl__run_snapshot *s,
             source || t->queue_capacity == 0
                 ? -1 : (double)t->queue_depth / (double)t->queue_capacity;
     }
-    /* the bottleneck of the interval this snapshot closes */
-    if (prev != NULL) {
-        sl__run_snapshot w;
-        rc = sl__run_snapshot_window(s, prev, &w);
+    h->bottleneck[p] = SL__REPORT_NO_WINDOW;
+    h->n_points++;
+    return 0;
+}
+
+/*
+ * The windows of the bottleneck over time. The snapshot that opened the
+ * current window is kept as its text (anchor; NULL: the run's start) and
+ * read again when the window closes, so no third snapshot stays parsed.
+ */
+typedef struct window_state {
+    char *anchor;             /* owned: the line that opened the window */
+    size_t anchor_len;
+    double anchor_t;          /* its elapsed time (0: the start) */
+} window_state;
+
+static void window_reset(window_state *ws)
+{
+    free(ws->anchor);
+    memset(ws, 0, sizeof(*ws));
+}
+
+/*
+ * Close the window at snapshot s (text: its line) as point p, when it is
+ * long enough or `force`. 0 or SL_ENOMEM.
+ */
+static int window_close(window_state *ws, sl__history *h, size_t p,
+                        const sl__run_snapshot *s, const char *text,
+                        size_t len, bool force)
+{
+    if (!force && s->elapsed_s - ws->anchor_t < SL__REPORT_WINDOW_S)
+        return 0;
+    long bn = -1;
+    if (ws->anchor == NULL) {
+        bn = sl__metrics_bottleneck(s);   /* counted from the start */
+    } else {
+        sl__run_snapshot from, w;
+        char err[64];
+        int rc = sl__run_snapshot_read(ws->anchor, ws->anchor_len, &from, err,
+                                       sizeof(err));
         if (rc == SL_ENOMEM)
             return rc;
-        h->bottleneck[p] = rc == 0 ? sl__metrics_bottleneck(&w) : -1;
-        if (rc == 0)
-            sl__run_snapshot_fini(&w);
-    } else {
-        h->bottleneck[p] = sl__metrics_bottleneck(s);
+        if (rc == 0) {
+            rc = sl__run_snapshot_window(s, &from, &w);
+            if (rc == 0) {
+                bn = sl__metrics_bottleneck(&w);
+                sl__run_snapshot_fini(&w);
+            }
+            sl__run_snapshot_fini(&from);
+            if (rc == SL_ENOMEM)
+                return rc;
+        }
     }
-    h->n_points++;
+    h->bottleneck[p] = bn;
+    if (text == NULL)
+        return 0;
+    char *copy = malloc(len + 1);
+    if (copy == NULL)
+        return SL_ENOMEM;
+    memcpy(copy, text, len);
+    copy[len] = '\0';
+    free(ws->anchor);
+    ws->anchor = copy;
+    ws->anchor_len = len;
+    ws->anchor_t = s->elapsed_s;
     return 0;
 }
 
@@ -138,7 +189,7 @@ static bool is_blank(const char *s, size_t n)
 
 /*
  * The reading loop keeps two snapshots: prev (the line before, for run
- * boundaries and interval bottlenecks) and last (the chosen run's latest).
+ * boundaries) and last (the chosen run's latest).
  * While the chosen run is being read they are the same snapshot
  * (prev_is_last), owned once.
  */
@@ -154,6 +205,8 @@ int sl__history_read(FILE *f, size_t run, sl__history *out, size_t *err_line,
     size_t runs = 0, lineno = 0, first_line = 0;
     char *text = NULL;
     size_t text_cap = 0;
+    window_state ws;
+    memset(&ws, 0, sizeof(ws));
     int rc = 0;
     *err_line = 0;
     for (;;) {
@@ -191,11 +244,15 @@ int sl__history_read(FILE *f, size_t run, sl__history *out, size_t *err_line,
         bool collecting = run == 0 || runs == run;
         if (collecting && boundary) {
             series_free(&sb);
+            window_reset(&ws);
             sb.h.n_stages = cur.n_stages;
             first_line = lineno;
         }
         if (collecting) {
-            rc = series_add(&sb, &cur, boundary ? NULL : &prev, lineno);
+            rc = series_add(&sb, &cur, lineno);
+            if (rc == 0)
+                rc = window_close(&ws, &sb.h, sb.h.n_points - 1, &cur, text,
+                                  (size_t)n, cur.status != SL__RUN_RUNNING);
             if (rc != 0) {
                 sl__run_snapshot_fini(&cur);
                 goto out_fail;
@@ -225,9 +282,17 @@ int sl__history_read(FILE *f, size_t run, sl__history *out, size_t *err_line,
                  runs == 1 ? "" : "s", run);
         goto out_fail;
     }
+    /* a history that ends while running: its last stretch, however short */
+    if (sb.h.n_points > 0 &&
+        sb.h.bottleneck[sb.h.n_points - 1] == SL__REPORT_NO_WINDOW) {
+        rc = window_close(&ws, &sb.h, sb.h.n_points - 1, &last, NULL, 0, true);
+        if (rc != 0)
+            goto out_fail;
+    }
     if (have_prev && !prev_is_last)
         sl__run_snapshot_fini(&prev);
     free(text);
+    window_reset(&ws);
     sb.h.last = last;
     sb.h.n_runs = runs;
     sb.h.run = run == 0 ? runs : run;
@@ -235,6 +300,7 @@ int sl__history_read(FILE *f, size_t run, sl__history *out, size_t *err_line,
     *out = sb.h;
     return 0;
 out_fail:
+    window_reset(&ws);
     if (have_prev && !prev_is_last)
         sl__run_snapshot_fini(&prev);
     if (have_last)

@@ -357,34 +357,41 @@ static int bottleneck_section(sl_buf *b, const sl__run_snapshot *s,
     return rc != 0 ? SL_ENOMEM : 0;
 }
 
-/* Which stage was the bottleneck, interval by interval: each stage named
- * at least once, with the share of the run's time. */
+/* Which stage was the bottleneck, window by window: each stage named at
+ * least once, with its share of the run's time. */
 static int intervals_section(sl_buf *b, const sl__history *h)
 {
     const sl__run_snapshot *s = &h->last;
     double *time = calloc(s->n_stages + 1, sizeof(*time));
     if (time == NULL)
         return SL_ENOMEM;
-    double total = 0;
+    double total = 0, from = 0;
+    size_t windows = 0;
     for (size_t p = 0; p < h->n_points; p++) {
-        double dt = h->t[p] - (p > 0 ? h->t[p - 1] : 0);
+        long bn = h->bottleneck[p];
+        if (bn == SL__REPORT_NO_WINDOW)
+            continue;
+        double dt = h->t[p] - from;
+        from = h->t[p];
         if (!(dt > 0))
             continue;
-        long bn = h->bottleneck[p];
         time[bn >= 0 && (size_t)bn < s->n_stages ? (size_t)bn : s->n_stages] += dt;
         total += dt;
+        windows++;
     }
     int rc = 0;
-    if (h->n_points < 2 || !(total > 0)) {
-        rc = sl__mput(b, "<p class=\"note\">One snapshot: no intervals to "
-                      "compare. A shorter <code>metrics.interval</code> "
-                      "gives more.</p>");
+    if (windows < 2) {
+        rc = sl__mputf(b, "<p class=\"note\" id=\"bottleneck-intervals\">"
+                       "The run is too short to compare stretches of it: "
+                       "the bottleneck is named per %.0f s or more.</p>",
+                       SL__REPORT_WINDOW_S);
         free(time);
-        return rc;
+        return rc != 0 ? SL_ENOMEM : 0;
     }
-    rc |= sl__mput(b, "<p class=\"note\">The bottleneck of each interval "
-                   "between snapshots, by the same rule, as a share of the "
-                   "run's time:</p><ul class=\"bn\" id=\"bottleneck-intervals\">");
+    rc |= sl__mputf(b, "<p class=\"note\">The bottleneck of each stretch of "
+                    "%.0f s or more between snapshots, by the same rule, as a "
+                    "share of the run's time:</p><ul class=\"bn\" "
+                    "id=\"bottleneck-intervals\">", SL__REPORT_WINDOW_S);
     for (size_t i = 0; i <= s->n_stages; i++) {
         if (!(time[i] > 0))
             continue;

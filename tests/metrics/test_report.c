@@ -193,8 +193,11 @@ Test(report_history, series_and_interval_bottleneck)
     cr_assert_eq(SL__HIST_AT(&h, retries, 3, 1), 1);
     cr_assert_float_eq(SL__HIST_AT(&h, queue_fill, 2, 1), 1.0, 1e-9);
     cr_assert_float_eq(SL__HIST_AT(&h, queue_fill, 2, 0), -1.0, 1e-9);
-    for (size_t p = 0; p < 4; p++)
-        cr_assert_eq(h.bottleneck[p], 1, "point %zu", p);
+    /* windows of 1 s or more: 0-1 s, then 1-2 s (closed by the final) */
+    cr_assert_eq(h.bottleneck[0], SL__REPORT_NO_WINDOW);
+    cr_assert_eq(h.bottleneck[1], 1);
+    cr_assert_eq(h.bottleneck[2], SL__REPORT_NO_WINDOW);
+    cr_assert_eq(h.bottleneck[3], 1);
     cr_assert_str_eq(h.last.stages[1].name, "slow");
     cr_assert_eq(h.last.status, SL__RUN_SUCCEEDED);
     sl__history_fini(&h);
@@ -247,6 +250,21 @@ Test(report_history, unfinished_last_line_left_out)
     cr_assert(h.skipped_partial);
     cr_assert_eq(h.n_points, 2);
     cr_assert_eq(h.last.status, SL__RUN_RUNNING);
+    cr_assert_eq(h.bottleneck[1], 1);
+    sl__history_fini(&h);
+    /* ending while running, mid-window: the last stretch is closed too */
+    char *two = history_text(5, "slow");
+    char *cut = two;
+    for (int k = 0; k < 3; k++)
+        cut = strchr(cut, '\n') + 1;
+    cut[100] = '\0';      /* lines 1-3 (0.5 s to 1.5 s), then part of 4 */
+    cr_assert_eq(read_text(two, 0, &h, &line, err, sizeof(err)), 0);
+    cr_assert(h.skipped_partial);
+    cr_assert_eq(h.n_points, 3);
+    cr_assert_eq(h.bottleneck[0], SL__REPORT_NO_WINDOW);
+    cr_assert_eq(h.bottleneck[1], 1);
+    cr_assert_eq(h.bottleneck[2], 1);
+    free(two);
     sl__history_fini(&h);
     free(text);
 }
@@ -417,7 +435,7 @@ Test(report_html, one_line_history)
     cr_assert_eq(count(svg, "<circle class=\"point\""), 3);
     free(svg);
     cr_assert_not_null(strstr(page, "1 snapshot &middot;"));
-    cr_assert_not_null(strstr(page, "One snapshot: no intervals"));
+    cr_assert_not_null(strstr(page, "too short to compare"));
     /* no errors in a one-line history of this pipeline */
     cr_assert_not_null(strstr(page, "id=\"no-errors\""));
     cr_assert_not_null(strstr(page, "id=\"no-retries\""));
