@@ -11,6 +11,12 @@
  * checks its record count. After the timed runs, the size of the last
  * trace file and its events, per million records.
  *
+ * Then the trace's own work from its parts, which a shared machine does
+ * not blur: the worker hook (one call per receive and per send of a
+ * batch), and writing the file (per event), best of 5 in this thread's
+ * CPU time; with the calls and events of the last traced run, what they
+ * add per record.
+ *
  * Pipelines:
  *   trivial   src -> pass -> pass -> sink, stages defined here that do
  *             nothing: the worst case, where the trace's work per batch
@@ -29,6 +35,7 @@
 #include "engine/cli.h"
 #include "engine/diag.h"
 #include "engine/run.h"
+#include "engine/trace.h"
 #include "sluice/plugin.h"
 
 /* ------------------------------------------------------------------ */
@@ -196,6 +203,68 @@ static int run_typical(const sl__loaded *l, long n, const char *trace,
     return 0;
 }
 
+/* This thread's CPU time. */
+static double thread_cpu_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* Lines (events) in a trace file. */
+static long count_lines(const char *path)
+{
+    FILE *f = fopen(path, "r");
+    if (f == NULL)
+        return -1;
+    long n = 0;
+    int c;
+    while ((c = getc(f)) != EOF)
+        n += c == '\n';
+    fclose(f);
+    return n;
+}
+
+/*
+ * The hook and the writer timed alone: ns per hook call (a wait of each
+ * kind after some processing, the pattern of a batch), ns per event
+ * written.
+ */
+static void parts(const char *trace, double *hook_ns, double *write_ns)
+{
+    *hook_ns = *write_ns = 1e30;
+    for (int r = 0; r < 5; r++) {
+        sl__trace *tr = NULL;
+        char err[256];
+        if (sl__trace_create(trace, "parts", err, sizeof(err), &tr) != 0)
+            return;
+        sl__trace_worker *tw = sl__trace_add_worker(tr, "w", 0);
+        sl__trace_start(tr, 0);
+        sl__trace_worker_begin(tw, 0);
+        const long calls = 2000000;
+        int64_t t = 0;
+        double c0 = thread_cpu_s();
+        for (long i = 0; i < calls; i += 2) {
+            /* 64 records of 50 ns, a send, a receive */
+            sl__trace_wait(tw, SL__TRACE_BLOCKED, t + 3200, t + 3400);
+            sl__trace_wait(tw, SL__TRACE_IDLE, t + 3400, t + 3500);
+            t += 3500;
+        }
+        sl__trace_worker_end(tw, t);
+        double c1 = thread_cpu_s();
+        if (sl__trace_finish(tr, t, "succeeded", "") != 0)
+            return;
+        double c2 = thread_cpu_s();
+        double h = (c1 - c0) * 1e9 / (double)calls;
+        double w = (c2 - c1) * 1e9 / (double)sl__trace_events(tr);
+        sl__trace_destroy(tr);
+        if (h < *hook_ns)
+            *hook_ns = h;
+        if (w < *write_ns)
+            *write_ns = w;
+    }
+}
+
 static int cmp_double(const void *a, const void *b)
 {
     double x = *(const double *)a, y = *(const double *)b;
@@ -250,8 +319,20 @@ static int compare(const char *name, const sl__loaded *l, long n, int runs,
     printf("  CPU  ns/record  median: off %7.1f  trace %7.1f  ratio %.3f   "
            "min: off %7.1f  trace %7.1f  ratio %.3f\n",
            c0m, c1m, c1m / c0m, c0s, c1s, c1s / c0s);
-    printf("  trace file: %lld bytes (%.1f MB per million records)\n", size,
-           (double)size / 1e6 / ((double)n / 1e6));
+    long events = count_lines(trace);
+    printf("  trace file: %lld bytes, %ld events (%.1f MB per million "
+           "records)\n", size, events, (double)size / 1e6 / ((double)n / 1e6));
+    double hook, wr;
+    parts(trace, &hook, &wr);
+    /* every non-source worker receives and sends each batch, the source
+     * sends; SL__OUTBOX_BATCH records per batch at most */
+    int workers = l == NULL ? 4 : (int)l->graph->n;
+    double calls = (2.0 * workers - 1) * (double)n / SL__OUTBOX_BATCH;
+    double per_rec = (calls * hook + (double)events * wr) / (double)n;
+    printf("  parts: hook %.1f ns per call, writing %.0f ns per event; "
+           "%.0f calls and %ld events add %.2f ns per record (%.2f%% of "
+           "the untraced median CPU)\n", hook, wr, calls, events, per_rec,
+           per_rec / c0m * 100);
     return 0;
 }
 

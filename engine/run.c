@@ -150,8 +150,10 @@ static int outbox_send(run_worker *w, outbox *ob)
     if (n == 0)
         return 0;
     int64_t t0 = sl__run_now();
+    atomic_store_explicit(&w->wait_since_ns, t0, memory_order_relaxed);
     int rc = sl_chan_send_batch(ob->ch, w->st->run->root, ob->items, n);
     int64_t t1 = sl__run_now();
+    atomic_store_explicit(&w->wait_since_ns, 0, memory_order_relaxed);
     add_ns(&w->blocked_send_ns, t1 - t0);
     sl__trace_wait(w->trace, SL__TRACE_BLOCKED, t0, t1);
     atomic_store_explicit(&ob->n, 0, memory_order_relaxed);
@@ -574,6 +576,7 @@ static int timed_recv(run_worker *w, sl_record **items, size_t *got,
     run_stage *st = w->st;
     sl__worker_set_state(&w->counters, SL__WS_RECEIVING);
     int64_t t0 = sl__run_now();
+    atomic_store_explicit(&w->wait_since_ns, t0, memory_order_relaxed);
     if (mu != NULL)
         pthread_mutex_lock(mu);
     int rc = sl_chan_recv_batch(st->in, st->run->root, (void **)items,
@@ -581,6 +584,7 @@ static int timed_recv(run_worker *w, sl_record **items, size_t *got,
     if (mu != NULL)
         pthread_mutex_unlock(mu);
     int64_t t1 = sl__run_now();
+    atomic_store_explicit(&w->wait_since_ns, 0, memory_order_relaxed);
     add_ns(&w->idle_recv_ns, t1 - t0);
     sl__trace_wait(w->trace, SL__TRACE_IDLE, t0, t1);
     set_now(w, t1);
@@ -729,12 +733,14 @@ static void ordered_loop(run_worker *w)
         size_t got = 0;
         sl__worker_set_state(&w->counters, SL__WS_RECEIVING);
         int64_t t0 = sl__run_now();
+        atomic_store_explicit(&w->wait_since_ns, t0, memory_order_relaxed);
         pthread_mutex_lock(&st->recv_mu);
         uint64_t ticket = st->next_ticket++;
         int rc = sl_chan_recv_batch(st->in, st->run->root, (void **)items,
                                     st->run->batch, &got);
         pthread_mutex_unlock(&st->recv_mu);
         set_now(w, sl__run_now());
+        atomic_store_explicit(&w->wait_since_ns, 0, memory_order_relaxed);
         add_ns(&w->idle_recv_ns, w->now_ns - t0);
         sl__trace_wait(w->trace, SL__TRACE_IDLE, t0, w->now_ns);
         bool final = rc == SL_ECLOSED;

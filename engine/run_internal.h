@@ -48,6 +48,8 @@ typedef struct run_worker {
     _Atomic int64_t blocked_send_ns; /* atomic: time handing records on */
     _Atomic int64_t idle_recv_ns;    /* atomic: time waiting for input */
     _Atomic int64_t done_ns;    /* atomic: when the worker ended, 0 before */
+    _Atomic int64_t wait_since_ns; /* atomic: start of the send or receive
+                                      it is blocked in now, 0 if none */
     void *state;                /* the stage's state (options filled) */
     bool options_filled;        /* sl__options_free is owed */
     outbox *outs;               /* one per reader of the stage */

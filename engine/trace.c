@@ -485,27 +485,76 @@ void sl__run_trace_note(sl__run *run, const char *name, const char *stage,
 /* Writing                                                             */
 /* ================================================================== */
 
-/* s as a JSON string. */
-static void put_string(FILE *f, const char *s)
+/*
+ * Events are formatted by hand into a line buffer and written with one
+ * fwrite each: fprintf's format parsing made writing the file the larger
+ * part of the trace's cost on short runs.
+ */
+typedef struct line {
+    char buf[2048];              /* the event being formatted */
+    size_t len;                  /* bytes used */
+} line;
+
+static void put_raw(line *l, const char *s, size_t n)
 {
-    fputc('"', f);
-    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
-        if (*p == '"' || *p == '\\')
-            fprintf(f, "\\%c", *p);
-        else if (*p < 0x20)
-            fprintf(f, "\\u%04x", *p);
-        else
-            fputc(*p, f);
-    }
-    fputc('"', f);
+    if (n > sizeof(l->buf) - l->len)
+        n = sizeof(l->buf) - l->len;
+    memcpy(l->buf + l->len, s, n);
+    l->len += n;
+}
+
+static void put_lit(line *l, const char *s)
+{
+    put_raw(l, s, strlen(s));
+}
+
+static void put_uint(line *l, uint64_t v)
+{
+    char d[24];
+    size_t n = 0;
+    do {
+        d[sizeof(d) - 1 - n++] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v > 0);
+    put_raw(l, d + sizeof(d) - n, n);
 }
 
 /* ns as microseconds with three decimals (the format's unit). */
-static void put_us(FILE *f, int64_t ns)
+static void put_us(line *l, int64_t ns)
 {
     if (ns < 0)
         ns = 0;
-    fprintf(f, "%lld.%03lld", (long long)(ns / 1000), (long long)(ns % 1000));
+    put_uint(l, (uint64_t)(ns / 1000));
+    char frac[4] = {'.', (char)('0' + ns % 1000 / 100),
+                    (char)('0' + ns % 100 / 10), (char)('0' + ns % 10)};
+    put_raw(l, frac, 4);
+}
+
+/* s as a JSON string (cut to fit the line). */
+static void put_string(line *l, const char *s)
+{
+    put_lit(l, "\"");
+    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+        if (l->len + 16 >= sizeof(l->buf))
+            break;   /* keep room for what closes the event */
+        if (*p == '"' || *p == '\\') {
+            char e[2] = {'\\', (char)*p};
+            put_raw(l, e, 2);
+        } else if (*p < 0x20) {
+            static const char hex[] = "0123456789abcdef";
+            char e[6] = {'\\', 'u', '0', '0', hex[*p >> 4], hex[*p & 15]};
+            put_raw(l, e, 6);
+        } else {
+            put_raw(l, (const char *)p, 1);
+        }
+    }
+    put_lit(l, "\"");
+}
+
+static void line_out(line *l, FILE *f)
+{
+    fwrite(l->buf, 1, l->len, f);
+    l->len = 0;
 }
 
 static const char *const kind_names[SL__TRACE_KINDS] = {"busy", "blocked",
@@ -514,64 +563,73 @@ static const char *const kind_names[SL__TRACE_KINDS] = {"busy", "blocked",
 static const char *const kind_colours[SL__TRACE_KINDS] = {
     "thread_state_running", "terrible", "thread_state_sleeping"};
 
-static void put_event(FILE *f, const sl__trace *tr, const tr_event *e)
+static void put_event(line *l, const tr_event *e)
 {
     switch (e->type) {
     case EV_SPAN:
-        fprintf(f, "{\"ph\":\"X\",\"pid\":1,\"tid\":%u,\"name\":\"%s\","
-                   "\"cat\":\"worker\",\"cname\":\"%s\",\"ts\":",
-                e->tid, kind_names[e->kind], kind_colours[e->kind]);
-        put_us(f, e->ts);
-        fputs(",\"dur\":", f);
-        put_us(f, e->dur);
+        put_lit(l, "{\"ph\":\"X\",\"pid\":1,\"tid\":");
+        put_uint(l, e->tid);
+        put_lit(l, ",\"name\":\"");
+        put_lit(l, kind_names[e->kind]);
+        put_lit(l, "\",\"cat\":\"worker\",\"cname\":\"");
+        put_lit(l, kind_colours[e->kind]);
+        put_lit(l, "\",\"ts\":");
+        put_us(l, e->ts);
+        put_lit(l, ",\"dur\":");
+        put_us(l, e->dur);
         if (e->mixed) {
-            fputs(",\"args\":{\"merged\":true", f);
+            put_lit(l, ",\"args\":{\"merged\":true");
             for (int k = 0; k < SL__TRACE_KINDS; k++) {
-                fprintf(f, ",\"%s_us\":", kind_names[k]);
-                put_us(f, e->part[k]);
+                put_lit(l, ",\"");
+                put_lit(l, kind_names[k]);
+                put_lit(l, "_us\":");
+                put_us(l, e->part[k]);
             }
-            fputc('}', f);
+            put_lit(l, "}");
         }
-        fputc('}', f);
+        put_lit(l, "}");
         break;
     case EV_COUNTER:
-        fputs("{\"ph\":\"C\",\"pid\":1,\"name\":", f);
+        put_lit(l, "{\"ph\":\"C\",\"pid\":1,\"name\":");
         char name[200];
         snprintf(name, sizeof(name), "queue %s", e->name);
-        put_string(f, name);
-        fputs(",\"ts\":", f);
-        put_us(f, e->ts);
-        fprintf(f, ",\"args\":{\"depth\":%lld}}", (long long)e->value);
+        put_string(l, name);
+        put_lit(l, ",\"ts\":");
+        put_us(l, e->ts);
+        put_lit(l, ",\"args\":{\"depth\":");
+        put_uint(l, (uint64_t)(e->value > 0 ? e->value : 0));
+        put_lit(l, "}}");
         break;
     case EV_INSTANT:
-        fprintf(f, "{\"ph\":\"i\",\"pid\":1,\"tid\":%u,\"s\":\"%s\",\"name\":",
-                e->tid, e->tid == 0 ? "g" : "t");
-        put_string(f, e->name);
-        fputs(",\"cat\":\"event\",\"ts\":", f);
-        put_us(f, e->ts);
-        fputs(",\"args\":{", f);
+        put_lit(l, "{\"ph\":\"i\",\"pid\":1,\"tid\":");
+        put_uint(l, e->tid);
+        put_lit(l, e->tid == 0 ? ",\"s\":\"g\",\"name\":" : ",\"s\":\"t\",\"name\":");
+        put_string(l, e->name);
+        put_lit(l, ",\"cat\":\"event\",\"ts\":");
+        put_us(l, e->ts);
+        put_lit(l, ",\"args\":{");
         bool comma = false;
         if (e->value > 0) {
-            fprintf(f, "\"count\":%lld", (long long)e->value);
+            put_lit(l, "\"count\":");
+            put_uint(l, (uint64_t)e->value);
             comma = true;
         }
         if (e->text != NULL) {
-            fputs(comma ? ",\"detail\":" : "\"detail\":", f);
-            put_string(f, e->text);
+            put_lit(l, comma ? ",\"detail\":" : "\"detail\":");
+            put_string(l, e->text);
         }
-        fputs("}}", f);
+        put_lit(l, "}}");
         break;
     }
-    (void)tr;
 }
 
-static void put_buf(FILE *f, const sl__trace *tr, const tr_buf *b,
-                    uint64_t *written)
+static void put_buf(FILE *f, line *l, const tr_buf *b, uint64_t *written)
 {
     for (const tr_chunk *c = b->head; c != NULL; c = c->next) {
         for (size_t i = 0; i < c->n; i++) {
-            fputs(",\n", f);
-            put_event(f, tr, &c->ev[i]);
+            put_lit(l, ",\n");
+            put_event(l, &c->ev[i]);
+            line_out(l, f);
             (*written)++;
         }
     }
@@ -583,52 +641,64 @@ int sl__trace_finish(sl__trace *tr, int64_t end_ns, const char *status,
     FILE *f = tr->f;
     if (f == NULL)
         return SL_EINVAL;
+    char *iobuf = malloc(1 << 16);
+    if (iobuf != NULL)
+        setvbuf(f, iobuf, _IOFBF, 1 << 16);
+    line l = {.len = 0};
     uint64_t lost = tr->samples.lost + tr->notes.lost;
     uint64_t n = 0;
     for (sl__trace_worker *tw = tr->workers; tw != NULL; tw = tw->next)
         lost += tw->buf.lost;
-    fputs("{\"displayTimeUnit\":\"ms\",\"otherData\":{\"pipeline\":", f);
-    put_string(f, tr->pipeline);
-    fputs(",\"producer\":\"sluice run --trace\",\"span_resolution_us\":", f);
-    put_us(f, SL__TRACE_RES0_NS);
-    fprintf(f, ",\"events_lost\":%llu},\n\"traceEvents\":[\n",
-            (unsigned long long)lost);
-    fputs("{\"ph\":\"M\",\"pid\":1,\"name\":\"process_name\",\"args\":{\"name\":",
-          f);
+    put_lit(&l, "{\"displayTimeUnit\":\"ms\",\"otherData\":{\"pipeline\":");
+    put_string(&l, tr->pipeline);
+    put_lit(&l, ",\"producer\":\"sluice run --trace\",\"span_resolution_us\":");
+    put_us(&l, SL__TRACE_RES0_NS);
+    put_lit(&l, ",\"events_lost\":");
+    put_uint(&l, lost);
+    put_lit(&l, "},\n\"traceEvents\":[\n");
+    put_lit(&l, "{\"ph\":\"M\",\"pid\":1,\"name\":\"process_name\",\"args\":"
+                "{\"name\":");
     char label[300];
     snprintf(label, sizeof(label), "sluice %s", tr->pipeline);
-    put_string(f, label);
-    fputs("}}", f);
+    put_string(&l, label);
+    put_lit(&l, "}}");
+    line_out(&l, f);
     for (sl__trace_worker *tw = tr->workers; tw != NULL; tw = tw->next) {
         snprintf(label, sizeof(label), "%s #%d", tw->stage, tw->index);
-        fprintf(f, ",\n{\"ph\":\"M\",\"pid\":1,\"tid\":%u,\"name\":"
-                   "\"thread_name\",\"args\":{\"name\":", tw->tid);
-        put_string(f, label);
-        fprintf(f, "}},\n{\"ph\":\"M\",\"pid\":1,\"tid\":%u,\"name\":"
-                   "\"thread_sort_index\",\"args\":{\"sort_index\":%u}}",
-                tw->tid, tw->tid);
+        put_lit(&l, ",\n{\"ph\":\"M\",\"pid\":1,\"tid\":");
+        put_uint(&l, tw->tid);
+        put_lit(&l, ",\"name\":\"thread_name\",\"args\":{\"name\":");
+        put_string(&l, label);
+        put_lit(&l, "}},\n{\"ph\":\"M\",\"pid\":1,\"tid\":");
+        put_uint(&l, tw->tid);
+        put_lit(&l, ",\"name\":\"thread_sort_index\",\"args\":{\"sort_index\":");
+        put_uint(&l, tw->tid);
+        put_lit(&l, "}}");
+        line_out(&l, f);
     }
     for (sl__trace_worker *tw = tr->workers; tw != NULL; tw = tw->next)
-        put_buf(f, tr, &tw->buf, &n);
-    put_buf(f, tr, &tr->samples, &n);
+        put_buf(f, &l, &tw->buf, &n);
+    put_buf(f, &l, &tr->samples, &n);
     pthread_mutex_lock(&tr->notes_mu);
-    put_buf(f, tr, &tr->notes, &n);
+    put_buf(f, &l, &tr->notes, &n);
     pthread_mutex_unlock(&tr->notes_mu);
-    fputs(",\n{\"ph\":\"i\",\"pid\":1,\"tid\":0,\"s\":\"g\",\"name\":\"end\","
-          "\"cat\":\"event\",\"ts\":", f);
-    put_us(f, end_ns - tr->start_ns);
-    fputs(",\"args\":{\"status\":", f);
-    put_string(f, status != NULL ? status : "");
+    put_lit(&l, ",\n{\"ph\":\"i\",\"pid\":1,\"tid\":0,\"s\":\"g\",\"name\":\"end\","
+                "\"cat\":\"event\",\"ts\":");
+    put_us(&l, end_ns - tr->start_ns);
+    put_lit(&l, ",\"args\":{\"status\":");
+    put_string(&l, status != NULL ? status : "");
     if (cause != NULL && cause[0] != '\0') {
-        fputs(",\"cause\":", f);
-        put_string(f, cause);
+        put_lit(&l, ",\"cause\":");
+        put_string(&l, cause);
     }
-    fputs("}}\n]}\n", f);
+    put_lit(&l, "}}\n]}\n");
+    line_out(&l, f);
     n++;
     tr->written = n;
     int rc = ferror(f) ? SL_EIO : 0;
     if (fclose(f) != 0)
         rc = SL_EIO;
+    free(iobuf);
     tr->f = NULL;
     return rc;
 }

@@ -226,6 +226,15 @@ int sl__run_describe(sl__run *run, sl_buf *out)
                                                    memory_order_relaxed);
             int64_t idle = atomic_load_explicit(&w->idle_recv_ns,
                                                 memory_order_relaxed);
+            /* the wait it is in now counts too */
+            int64_t since = atomic_load_explicit(&w->wait_since_ns,
+                                                 memory_order_relaxed);
+            if (since > 0 && done == 0 && real_now > since) {
+                if (state == SL__WS_SENDING)
+                    blocked += real_now - since;
+                else if (state == SL__WS_RECEIVING)
+                    idle += real_now - since;
+            }
             int64_t busy = start > 0 ? until - start - blocked - idle : 0;
             rc |= bprintf(out, "; busy %.3fs, blocked %.3fs, idle %.3fs",
                           seconds(busy > 0 ? busy : 0), seconds(blocked),
