@@ -45,7 +45,7 @@
 #define SL__TRACE_RES0_NS (200 * SL_NS_PER_US)
 #define SL__TRACE_LEVEL_SPANS 8192
 /* First channel sampling period, and samples before it doubles. */
-#define SL__TRACE_SAMPLE0_NS (10 * SL_NS_PER_MS)
+#define SL__TRACE_SAMPLE0_NS (50 * SL_NS_PER_MS)
 #define SL__TRACE_LEVEL_SAMPLES 4096
 
 typedef enum sl__trace_kind {
