@@ -7,7 +7,8 @@
 # Every run checks its output (rows in the table, lines in the file).
 #
 #   1  JSON lines -> json -> filter status >= 500 -> map -> JSON lines file
-#      baselines: jq; the Go pipeline in bench/go/pipeline (when present)
+#      baselines: jq; the Go pipeline of bench/go/pipeline (when present),
+#      schema-less (the target's baseline) and -typed
 #   2  JSON lines -> json -> sqlite table
 #      baseline: bench/sqlite_load.c (one prepared INSERT, one transaction)
 #   3  CSV -> csv -> sqlite table
@@ -156,7 +157,7 @@ YAML
     echo "## 1: JSON lines -> json -> filter -> map -> JSON lines"
     say "sluice run w1.yaml --quiet"; show "w1"
     say "jq -c '$jqf' events.jsonl > out"
-    [ -n "$GO_PIPE" ] && say "bench/go/pipeline < events.jsonl > out"
+    if [ -n "$GO_PIPE" ]; then say "bench/go/pipeline events.jsonl out; bench/go/pipeline -typed events.jsonl out"; fi
     local want
     want=$(grep -c '"status":5' "$WORK/events.jsonl")
     for r in $(seq 1 "$RUNS"); do
@@ -165,18 +166,27 @@ YAML
         measure 1 jq "$r" "$COUNT" sh -c "jq -c '$jqf' '$WORK/events.jsonl' > '$WORK/w1.jq.jsonl'"
         expect "jq output lines" "$(wc -l <"$WORK/w1.jq.jsonl")" "$want"
         if [ -n "$GO_PIPE" ]; then
-            measure 1 go "$r" "$COUNT" sh -c "'$GO_PIPE' < '$WORK/events.jsonl' > '$WORK/w1.go.jsonl'"
+            measure 1 go "$r" "$COUNT" "$GO_PIPE" "$WORK/events.jsonl" "$WORK/w1.go.jsonl"
             expect "go output lines" "$(wc -l <"$WORK/w1.go.jsonl")" "$want"
+            measure 1 go_typed "$r" "$COUNT" "$GO_PIPE" -typed "$WORK/events.jsonl" "$WORK/w1.go.jsonl"
+            expect "go -typed output lines" "$(wc -l <"$WORK/w1.go.jsonl")" "$want"
         fi
         echo "  run $r/$RUNS" >&2
     done
     header
     row 1 sluice "$COUNT"
     row 1 jq "$COUNT"
-    [ -n "$GO_PIPE" ] && row 1 go "$COUNT"
+    if [ -n "$GO_PIPE" ]; then
+        row 1 go "$COUNT"
+        row 1 go_typed "$COUNT"
+    fi
     ratio 1 sluice jq 5
-    [ -n "$GO_PIPE" ] && ratio 1 sluice go 5
-    [ -z "$GO_PIPE" ] && echo "    (no Go baseline: bench/go/pipeline is not there)"
+    if [ -n "$GO_PIPE" ]; then
+        ratio 1 sluice go 5
+        ratio 1 sluice go_typed ""
+    else
+        echo "    (no Go baseline: bench/go/pipeline is not there)"
+    fi
     echo
 }
 
@@ -278,6 +288,11 @@ stages:
       c: 'lower(a) + upper(user) + to_string(b)'
       d: 'starts_with(c, "/api") && len(c) > 20 ? upper(c) : lower(c)'
       e: 'len(d) + len(upper(lower(upper(lower(d))))) + len(lower(upper(c + d)))'
+      f: 'upper(c + d + a) + lower(d + c + a) + upper(a + a + a + a)'
+      g: 'len(upper(lower(f))) + len(lower(upper(f + f))) + (contains(f, "ITEMS") ? 1 : 0)'
+      h: 'lower(upper(lower(upper(f + f + f))))'
+      i: 'len(h) + len(upper(h)) + len(lower(h)) + to_int(to_string(g % 1000))'
+    delete: [a, c, d, f, h]
   - name: sink
     type: null
 YAML
