@@ -8,7 +8,8 @@
 #
 #   1  JSON lines -> json -> filter status >= 500 -> map -> JSON lines file
 #      baselines: jq; the Go pipeline of bench/go/pipeline (when present),
-#      schema-less (the target's baseline) and -typed
+#      schema-less (the target's baseline) and -typed. When
+#      bench/workload1.sh is there, workload 1 is that script's.
 #   2  JSON lines -> json -> sqlite table
 #      baseline: bench/sqlite_load.c (one prepared INSERT, one transaction)
 #   3  CSV -> csv -> sqlite table
@@ -134,6 +135,14 @@ ratio() {
 
 # ------------------------------------------------------------------ workloads
 w1() {
+    if [ -x "$ROOT/bench/workload1.sh" ]; then
+        # Workload 1's own script (sluice with metrics on and off, Go, jq).
+        echo "## 1: JSON lines -> json -> filter -> map -> JSON lines (bench/workload1.sh)"
+        say "BUILD_DIR=$BUILD_DIR bench/workload1.sh $COUNT $RUNS"
+        BUILD_DIR=$BUILD_DIR "$ROOT/bench/workload1.sh" "$COUNT" "$RUNS" | sed 's/^/    /'
+        echo
+        return
+    fi
     cat >"$WORK/w1.yaml" <<YAML
 name: w1
 stages:
