@@ -23,7 +23,8 @@
 #
 # Usage: bench/run.sh [-n RUNS] [-c COUNT] [WORKLOAD...]   (defaults 5, 1000000, all)
 # Env:   BUILD_DIR (default build-bench), BENCH_DIR (data and databases;
-#        default a fresh directory under TMPDIR, removed at the end)
+#        default a fresh directory under TMPDIR, removed at the end),
+#        W5_RUNS (runs of workload 5, default 1: peak RSS barely varies)
 set -euo pipefail
 
 RUNS=5
@@ -351,7 +352,7 @@ YAML
     done
     echo "## 5: peak RSS, generate -> filter -> map -> file, $COUNT and $big records"
     say "sluice run w5-N.yaml --quiet   # N = $COUNT and $big"; show "w5-$COUNT"
-    local runs5=$(( RUNS < 3 ? RUNS : 3 ))
+    local runs5=${W5_RUNS:-1}
     for r in $(seq 1 "$runs5"); do
         measure 5 "sluice_$COUNT" "$r" "$COUNT" "$SLUICE" run "$WORK/w5-$COUNT.yaml" --quiet
         expect "output lines" "$(wc -l <"$WORK/w5.out.jsonl")" "$((COUNT / 5))"
