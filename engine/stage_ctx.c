@@ -148,6 +148,33 @@ int sl_stage_error(sl_stage_ctx *sc, int code, const char *fmt, ...)
     return code;
 }
 
+/*
+ * Counted in `errors` here, for every policy; the target (the runtime's,
+ * the harness's) applies on_error. Without a target the record fails the
+ * call, as under on_error: fail.
+ */
+int sl_record_reject(sl_stage_ctx *sc, sl_record *rec, int code,
+                     const char *fmt, ...)
+{
+    if (rec == NULL)
+        return SL_EINVAL;
+    if (rec == sc->current)
+        sc->current_consumed = true;
+    if (code >= 0)
+        code = SL_EINTERNAL;
+    char reason[SL__STAGE_ERR_MAX];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(reason, sizeof(reason), fmt, ap);
+    va_end(ap);
+    sl__count(&sc->counters->errors, 1);
+    if (sc->reject == NULL) {
+        sl_record_free(rec);
+        return sl_stage_error(sc, code, "%s", reason);
+    }
+    return sc->reject(sc, rec, code, reason);
+}
+
 bool sl_stage_stopping(const sl_stage_ctx *sc)
 {
     return (sc->source_ctx != NULL && sl_ctx_is_done(sc->source_ctx)) ||

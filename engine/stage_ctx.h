@@ -93,6 +93,16 @@ static inline void sl__worker_set_state(sl__stage_counters *c,
  */
 typedef int (*sl__emit_fn)(sl_stage_ctx *sc, sl_record *rec);
 
+/*
+ * Where sl_record_reject() sends a held record the stage gave up on: apply
+ * on_error to it with code and reason (the stage's text, without the stage
+ * name). Takes ownership of rec on every path; returns what
+ * sl_record_reject returns. The stage context has already counted the
+ * record in `errors`.
+ */
+typedef int (*sl__reject_fn)(sl_stage_ctx *sc, sl_record *rec, int code,
+                             const char *reason);
+
 #define SL__STAGE_ERR_MAX 512
 
 /*
@@ -132,7 +142,8 @@ struct sl_stage_ctx {
     sl_ctx *ctx;                  /* run context; borrowed */
     sl_ctx *source_ctx;           /* done on stop or cancel; borrowed */
     sl__emit_fn emit;             /* NULL: the stage may not emit */
-    void *target;                 /* for emit's use */
+    void *target;                 /* for emit's and reject's use */
+    sl__reject_fn reject;         /* NULL: rejected records fail the call */
     sl__stage_counters *counters; /* this worker's; borrowed */
     const sl_record *current;     /* the input record being processed */
     bool current_consumed;        /* it was emitted, dropped or stored */
@@ -145,8 +156,8 @@ struct sl_stage_ctx {
 };
 
 /*
- * Set up sc: name/type/kind/clock (NULL = real), contexts, counters. emit
- * and target start NULL. Thread: owner.
+ * Set up sc: name/type/kind/clock (NULL = real), contexts, counters. emit,
+ * reject and target start NULL. Thread: owner.
  */
 void sl__stage_ctx_init(sl_stage_ctx *sc, const char *name, const char *type,
                         sl_stage_kind kind, int worker_index, int worker_count,

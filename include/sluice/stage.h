@@ -165,6 +165,34 @@ void sl_stage_count_stored(sl_stage_ctx *sc, uint64_t n, uint64_t bytes);
 int sl_stage_error(sl_stage_ctx *sc, int code, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
+/*
+ * Give up on rec, a record the stage holds beyond the call that brought it
+ * (one of a batch a sink could not commit, say), and have the engine apply
+ * the stage's on_error policy to it, as to a record whose process() failed
+ * with code and the reason given here (printf-style, at most 511 bytes
+ * kept; the engine prefixes the stage name):
+ *
+ *   skip         rec counts in `errors` and is freed;
+ *   dead_letter  rec is written to the dead-letter file with the stage name
+ *                and the reason, counts in `errors` and is freed;
+ *   fail, retry  rec counts in `errors` and is freed, and the call returns
+ *                code (also made the stage's error, as by sl_stage_error):
+ *                the stage fails its callback with it, which fails the run.
+ *                (The engine's retries are for the record in hand; a held
+ *                record the stage gave up on has had the stage's own.)
+ *
+ * Either way the record is done with, like one the engine skipped or
+ * dead-lettered itself (its source position may be acknowledged). rec may
+ * be the record being processed; process() then returns 0, or what this
+ * returned. Takes ownership of rec on every path. Returns 0 (skip,
+ * dead_letter), code (fail, retry; a code >= 0 is taken as SL_EINTERNAL),
+ * SL_EINVAL for a NULL rec, or SL_EIO when the dead-letter file cannot be
+ * written, which fails the run.
+ * Thread: worker.
+ */
+int sl_record_reject(sl_stage_ctx *sc, sl_record *rec, int code,
+                     const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+
 /* Sources: true once the pipeline asks sources to stop (SIGINT/SIGTERM,
  * deadline, failure). run() should return 0 soon after. Thread: any. */
 bool sl_stage_stopping(const sl_stage_ctx *sc);
