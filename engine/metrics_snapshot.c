@@ -167,7 +167,10 @@ int sl__run_snapshot_take(sl__run *run, const sl__run_snapshot *prev,
         s->type = st->desc->name;
         s->kind = st->desc->kind;
         s->state = stage_state(run, st, now);
-        s->workers = st->n_workers;
+        /* as configured: for a stage that runs its own concurrency on
+           one worker thread (it declares `workers`), that concurrency */
+        s->workers = st->conf->workers > st->n_workers ? (int)st->conf->workers
+                                                       : st->n_workers;
         s->inputs = out->input_store + next_input;
         for (size_t k = 0; k < st->n_in; k++)
             out->input_store[next_input++] = st->ins[k]->index;

@@ -1345,7 +1345,10 @@ int sl__run_create(const sl__run_opts *opts, sl_diag *diag, sl__run **out)
         st->desc = c->desc;
         st->options_yaml = opts->stages[i].options_yaml;
         st->source = c->desc->kind == SL_STAGE_SOURCE;
-        st->n_workers = c->workers > 0 ? (int)c->workers : 1;
+        /* A stage that declares `workers` runs its own concurrency (the
+         * http fetch: that many transfers on one thread): one worker. */
+        st->n_workers = c->workers > 0 && !declares_option(c->desc, "workers")
+                            ? (int)c->workers : 1;
         st->ordered = c->ordered && st->n_workers > 1 && !st->source;
         pthread_mutex_init(&st->recv_mu, NULL);
         atomic_init(&st->turn, 0);

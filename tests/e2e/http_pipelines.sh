@@ -14,6 +14,7 @@ expect_eq "http-files errors kept" "$errors" "$(wc -l < out/http-files-errors.js
 expect_eq "http-files in page order" "$(jq -c '.[] | select(.status >= 500) | .id' "${pages[@]}" | xargs)" \
     "$(jq -c '.id' out/http-files-errors.jsonl | xargs)"
 expect_eq "fetch records_out" "3" "$(metric out/files-metrics.json fetch records_out)"
+expect_eq "fetch workers (transfers in flight)" "2" "$(metric out/files-metrics.json fetch workers)"
 expect_eq "fetch bytes_in" "$(cat "${pages[@]}" | wc -c)" "$(metric out/files-metrics.json fetch bytes_in)"
 
 # --- a loopback server: GET serves pipelines/data, GET /hang never answers,
