@@ -260,6 +260,19 @@ int sl_harness_set_on_error(sl_harness *h, const char *policy)
     return SL_EINVAL;
 }
 
+int64_t sl_harness_metric(const sl_harness *h, const char *name,
+                          const char *label_value)
+{
+    size_t n = atomic_load_explicit(&h->counters.n_extra, memory_order_acquire);
+    for (size_t i = 0; i < n; i++) {
+        const struct sl_stage_metric *m = &h->counters.extra[i];
+        if (strcmp(m->name, name) == 0 &&
+            strcmp(m->label_value, label_value != NULL ? label_value : "") == 0)
+            return atomic_load_explicit(&m->value, memory_order_relaxed);
+    }
+    return -1;
+}
+
 size_t sl_harness_rejected_count(const sl_harness *h)
 {
     return h->n_rejected;

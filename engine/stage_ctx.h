@@ -48,6 +48,20 @@ typedef enum sl__worker_state {
 
 const char *sl__worker_state_name(sl__worker_state s);
 
+/* A stage's own metric (sl_stage_metric_add). Everything but value is
+ * written once, before the entry is published by n_extra. */
+#define SL__METRIC_NAME_MAX 48
+#define SL__STAGE_METRICS_MAX 32
+
+struct sl_stage_metric {
+    sl_metric_kind kind;                    /* counter or gauge */
+    char name[SL__METRIC_NAME_MAX];         /* [a-z][a-z0-9_]* */
+    char label_key[SL__METRIC_NAME_MAX];    /* "" when unlabelled */
+    char label_value[SL__METRIC_NAME_MAX];  /* its value */
+    const char *help;                       /* borrowed from the stage */
+    _Atomic int64_t value;                  /* atomic: relaxed */
+};
+
 typedef struct sl__stage_counters {
     _Atomic uint64_t records_in;   /* atomic: records handed to process() */
     _Atomic uint64_t records_out;  /* atomic: emitted or stored */
@@ -62,6 +76,9 @@ typedef struct sl__stage_counters {
     sl_breaker *_Atomic breaker;   /* atomic: one the stage asked the engine
                                       to report (sl_stage_watch_breaker) */
     sl__hist latency;              /* time per process() call */
+    struct sl_stage_metric extra[SL__STAGE_METRICS_MAX]; /* the stage's own */
+    _Atomic size_t n_extra;        /* atomic: entries of extra published
+                                      (release; readers acquire) */
 } sl__stage_counters;
 
 /* counter += n for a single-writer counter. */

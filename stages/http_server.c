@@ -61,6 +61,7 @@
 #include "http_server.h"
 
 #define HS_BACKLOG 128
+#define HS_N_CODES 10
 
 /* One request's records on their way from a connection thread to run(). */
 typedef struct hs_batch {
@@ -70,7 +71,10 @@ typedef struct hs_batch {
 } hs_batch;
 
 /* One request, from its headers to its completion. */
+typedef struct http_server http_server;
+
 typedef struct hs_request {
+    http_server *st;     /* the stage */
     char id[40];
     char client[64];
     int64_t start_ns;
@@ -83,7 +87,7 @@ typedef struct hs_request {
     sl_buf body;
 } hs_request;
 
-typedef struct http_server {
+struct http_server {
     /* options; immutable */
     char *listen;
     char *path;
@@ -123,7 +127,20 @@ typedef struct http_server {
     atomic_int_fast64_t next_seq;
     atomic_uint_fast64_t refused;   /* 429 and 503 answers */
     uint64_t refused_reported;      /* run()'s thread */
-} http_server;
+    /* the stage's own metrics (any thread); NULL entries: not declared */
+    sl_stage_metric *m_status[HS_N_CODES];  /* requests by status code */
+    sl_stage_metric *m_records;     /* records accepted */
+    sl_stage_metric *m_bytes;       /* request body bytes received */
+    sl_stage_metric *m_rate_limited;/* 429s */
+    sl_stage_metric *m_busy;        /* 503s: the pipeline was full */
+    sl_stage_metric *m_draining;    /* 503s: shutting down */
+    sl_stage_metric *m_in_flight;   /* requests being served */
+    sl_stage_metric *m_limiters;    /* per-client buckets held */
+};
+
+/* The status codes the stage answers, for the requests{code} metric. */
+static const unsigned hs_codes[HS_N_CODES] = {200, 400, 401, 404, 405,
+                                              413, 415, 429, 500, 503};
 
 static int64_t wall_ns(void)
 {
@@ -137,6 +154,60 @@ static int64_t mono_ns(void)
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (int64_t)ts.tv_sec * SL_NS_PER_S + ts.tv_nsec;
+}
+
+/* Declare the stage's own metrics (docs/metrics.md, "http_server"). */
+static int declare_metrics(http_server *st, sl_stage_ctx *sc)
+{
+    int rc = 0;
+    char code[8];
+    for (size_t i = 0; i < HS_N_CODES && rc == 0; i++) {
+        snprintf(code, sizeof(code), "%u", hs_codes[i]);
+        rc = sl_stage_metric_add(sc, SL_METRIC_COUNTER, "requests", "code", code,
+                                 "Requests answered, by status code.",
+                                 &st->m_status[i]);
+    }
+    if (rc == 0)
+        rc = sl_stage_metric_add(sc, SL_METRIC_COUNTER, "records_accepted", NULL,
+                                 NULL, "Records accepted (answered 200).",
+                                 &st->m_records);
+    if (rc == 0)
+        rc = sl_stage_metric_add(sc, SL_METRIC_COUNTER, "bytes_received", NULL,
+                                 NULL, "Request body bytes read.", &st->m_bytes);
+    if (rc == 0)
+        rc = sl_stage_metric_add(sc, SL_METRIC_COUNTER, "refused", "reason",
+                                 "rate_limit", "Requests refused: rate_limit "
+                                 "(429), busy (503, the pipeline was full), "
+                                 "draining (503, stopping).", &st->m_rate_limited);
+    if (rc == 0)
+        rc = sl_stage_metric_add(sc, SL_METRIC_COUNTER, "refused", "reason",
+                                 "busy", "Requests refused: rate_limit (429), "
+                                 "busy (503, the pipeline was full), draining "
+                                 "(503, stopping).", &st->m_busy);
+    if (rc == 0)
+        rc = sl_stage_metric_add(sc, SL_METRIC_COUNTER, "refused", "reason",
+                                 "draining", "Requests refused: rate_limit "
+                                 "(429), busy (503, the pipeline was full), "
+                                 "draining (503, stopping).", &st->m_draining);
+    if (rc == 0)
+        rc = sl_stage_metric_add(sc, SL_METRIC_GAUGE, "in_flight_requests", NULL,
+                                 NULL, "Requests being served now.",
+                                 &st->m_in_flight);
+    if (rc == 0)
+        rc = sl_stage_metric_add(sc, SL_METRIC_GAUGE, "client_limiters", NULL,
+                                 NULL, "Per-client rate-limit buckets held "
+                                 "(idle ones are evicted).", &st->m_limiters);
+    return rc == 0 ? 0 : sl_stage_error(sc, rc, "cannot declare metrics");
+}
+
+static void count_status(http_server *st, unsigned status)
+{
+    for (size_t i = 0; i < HS_N_CODES; i++) {
+        if (hs_codes[i] == status) {
+            sl_stage_metric_add_n(st->m_status[i], 1);
+            return;
+        }
+    }
 }
 
 static void batch_free(void *item)
@@ -329,6 +400,9 @@ static int http_server_init(void *state, sl_stage_ctx *sc)
     if (pthread_mutex_init(&st->mu, NULL) != 0)
         return sl_stage_error(sc, SL_ENOMEM, "mutex");
     st->mu_ok = true;
+    int mrc2 = declare_metrics(st, sc);
+    if (mrc2 < 0)
+        return mrc2;
     atomic_init(&st->next_request, 1);
     atomic_init(&st->next_seq, 1);
     atomic_init(&st->refused, 0);
@@ -390,6 +464,7 @@ static enum MHD_Result respond(struct MHD_Connection *c, hs_request *rq,
         MHD_add_response_header(r, "Connection", "close");
     enum MHD_Result ok = MHD_queue_response(c, status, r);
     MHD_destroy_response(r);
+    count_status(rq->st, status);
     rq->status = status;
     rq->answered = true;
     return ok;
@@ -508,12 +583,14 @@ static enum MHD_Result accept_body(http_server *st, struct MHD_Connection *c,
     }
     if (rc < 0) {
         atomic_fetch_add(&st->refused, 1);
+        sl_stage_metric_add_n(rc == SL_EDEADLINE ? st->m_busy : st->m_draining, 1);
         int64_t ra = st->accept_timeout / SL_NS_PER_S + 1;
         return respond_error(c, rq, MHD_HTTP_SERVICE_UNAVAILABLE,
                              rc == SL_EDEADLINE ? "pipeline busy, retry later"
                                                 : "shutting down", ra);
     }
     rq->records = n;
+    sl_stage_metric_add_n(st->m_records, (int64_t)n);
     char body[64];
     snprintf(body, sizeof(body), "{\"accepted\":%zu}", n);
     return respond(c, rq, MHD_HTTP_OK, body, 0, false);
@@ -554,8 +631,11 @@ static enum MHD_Result on_headers(http_server *st, struct MHD_Connection *c,
             key = rq->client;
         int64_t retry = 0;
         int rc = sl_keyed_limiter_try(st->limiter, key, strlen(key), 1, &retry);
+        sl_stage_metric_set(st->m_limiters,
+                            (int64_t)sl_keyed_limiter_count(st->limiter));
         if (rc == SL_ELIMIT) {
             atomic_fetch_add(&st->refused, 1);
+            sl_stage_metric_add_n(st->m_rate_limited, 1);
             return respond_error(c, rq, MHD_HTTP_TOO_MANY_REQUESTS, "rate limit exceeded",
                                  (retry + SL_NS_PER_S - 1) / SL_NS_PER_S);
         }
@@ -582,6 +662,7 @@ static enum MHD_Result hs_access(void *cls, struct MHD_Connection *c,
         if (rq == NULL)
             return MHD_NO;
         *con_cls = rq;
+        rq->st = st;
         rq->start_ns = mono_ns();
         sl_buf_init(&rq->body);
         snprintf(rq->id, sizeof(rq->id), "%08x-%llu", (unsigned)st->boot,
@@ -592,10 +673,12 @@ static enum MHD_Result hs_access(void *cls, struct MHD_Connection *c,
         if (!draining) {
             st->in_flight++;
             rq->counted = true;
+            sl_stage_metric_add_n(st->m_in_flight, 1);
         }
         pthread_mutex_unlock(&st->mu);
         if (draining) {
             atomic_fetch_add(&st->refused, 1);
+            sl_stage_metric_add_n(st->m_draining, 1);
             return respond(c, rq, MHD_HTTP_SERVICE_UNAVAILABLE,
                            "{\"error\":\"shutting down\"}", 1, true);
         }
@@ -608,6 +691,7 @@ static enum MHD_Result hs_access(void *cls, struct MHD_Connection *c,
     if (*upload_data_size > 0) {
         size_t n = *upload_data_size;
         *upload_data_size = 0;
+        sl_stage_metric_add_n(st->m_bytes, (int64_t)n);
         if (rq->too_big)
             return MHD_YES;
         if (rq->body.len + n > (size_t)st->max_body) {
@@ -644,6 +728,7 @@ static void hs_completed(void *cls, struct MHD_Connection *c, void **con_cls,
                      "request id=%s client=%s status=aborted records=0 duration_ms=%.3f",
                      rq->id, rq->client, ms);
     if (rq->counted) {
+        sl_stage_metric_add_n(st->m_in_flight, -1);
         pthread_mutex_lock(&st->mu);
         if (--st->in_flight == 0 && st->draining)
             sl_chan_close(st->ch);

@@ -283,6 +283,17 @@ Test(http_server, wrong_method_type_path_and_oversize_are_refused)
     cr_assert_eq(post(s.port, "{\"a\":1}", &r), 200);
     server_stop(&s);
     cr_assert_eq(sl_harness_emitted_count(s.h), 1);
+    /* the stage's own metrics: every answer by code */
+    cr_assert_eq(sl_harness_metric(s.h, "requests", "405"), 2);
+    cr_assert_eq(sl_harness_metric(s.h, "requests", "415"), 2);
+    cr_assert_eq(sl_harness_metric(s.h, "requests", "404"), 1);
+    cr_assert_eq(sl_harness_metric(s.h, "requests", "413"), 2);
+    cr_assert_eq(sl_harness_metric(s.h, "requests", "200"), 2, "/health and the POST");
+    cr_assert_eq(sl_harness_metric(s.h, "records_accepted", NULL), 1);
+    cr_assert_eq(sl_harness_metric(s.h, "in_flight_requests", NULL), 0);
+    /* bodies read: the chunked one (refused as it grew) and the good one;
+     * the others were answered from their headers */
+    cr_assert_eq(sl_harness_metric(s.h, "bytes_received", NULL), 300 + 7);
     sl_harness_destroy(s.h);
 }
 
@@ -355,6 +366,10 @@ Test(http_server, per_client_limit_holds_a_noisy_client_not_a_quiet_one)
     server_stop(&s);
     cr_assert_eq(sl_harness_emitted_count(s.h), 7);
     cr_assert_eq(sl_harness_error_count(s.h), 7, "429s counted as errors");
+    cr_assert_eq(sl_harness_metric(s.h, "requests", "429"), 7);
+    cr_assert_eq(sl_harness_metric(s.h, "refused", "rate_limit"), 7);
+    cr_assert_eq(sl_harness_metric(s.h, "requests", "200"), 7);
+    cr_assert_eq(sl_harness_metric(s.h, "client_limiters", NULL), 2, "noisy and quiet");
     sl_harness_destroy(s.h);
 }
 
