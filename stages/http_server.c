@@ -70,6 +70,17 @@ typedef struct hs_batch {
     uint64_t bytes;
 } hs_batch;
 
+/*
+ * One connection: a body buffer kept between the requests of a keep-alive
+ * connection, so that a steady stream of requests allocates no large
+ * buffers (one that grew past HS_KEEP_BUFFER is let go).
+ */
+typedef struct hs_conn {
+    sl_buf spare;
+} hs_conn;
+
+#define HS_KEEP_BUFFER ((size_t)256 * 1024)
+
 /* One request, from its headers to its completion. */
 typedef struct http_server http_server;
 
@@ -552,18 +563,23 @@ static enum MHD_Result accept_body(http_server *st, struct MHD_Connection *c,
         return respond_error(c, rq, MHD_HTTP_INTERNAL_SERVER_ERROR, "out of memory", 0);
     }
     batch->bytes = rq->body.len;
-    int64_t received = wall_ns();
+    /* The request's records share one metadata object (copy-on-write):
+     * the first gets it, the others are copies of the first with their own
+     * fields and sequence number. Position: the stage, and the number of
+     * the record among all the stage received. */
+    int64_t seq = atomic_fetch_add(&st->next_seq, (int64_t)n);
     for (size_t i = 0; i < n; i++) {
-        sl_record *rec = sl_record_new();
+        sl_record *rec = i == 0 ? sl_record_new() : sl_record_copy(batch->recs[0]);
         if (rec == NULL)
             goto oom;
         batch->recs[batch->n++] = rec;
+        if (i == 0 &&
+            (sl_record_set_meta(rec, "client", sl_value_cstring(rq->client)) < 0 ||
+             sl_record_set_meta(rec, "request_id", sl_value_cstring(rq->id)) < 0 ||
+             sl_record_set_meta(rec, "received_ns", sl_value_int(wall_ns())) < 0))
+            goto oom;
         if (sl_record_set_fields(rec, sl_value_ref(sl_array_get(objs, i))) < 0 ||
-            sl_record_set_position(rec, st->name, st->path, -1,
-                                   atomic_fetch_add(&st->next_seq, 1)) < 0 ||
-            sl_record_set_meta(rec, "client", sl_value_cstring(rq->client)) < 0 ||
-            sl_record_set_meta(rec, "request_id", sl_value_cstring(rq->id)) < 0 ||
-            sl_record_set_meta(rec, "received_ns", sl_value_int(received)) < 0)
+            sl_record_set_position(rec, st->name, NULL, -1, seq + (int64_t)i) < 0)
             goto oom;
     }
     sl_value_unref(objs);
@@ -649,6 +665,35 @@ static enum MHD_Result on_headers(http_server *st, struct MHD_Connection *c,
     return MHD_YES;
 }
 
+/* MHD's connection callback: a connection's state comes and goes. */
+static void hs_connection(void *cls, struct MHD_Connection *c,
+                          void **socket_context,
+                          enum MHD_ConnectionNotificationCode toe)
+{
+    (void)cls;
+    (void)c;
+    if (toe == MHD_CONNECTION_NOTIFY_STARTED) {
+        hs_conn *hc = calloc(1, sizeof(*hc));
+        if (hc != NULL)
+            sl_buf_init(&hc->spare);
+        *socket_context = hc;   /* NULL: requests allocate their own */
+        return;
+    }
+    hs_conn *hc = *socket_context;
+    *socket_context = NULL;
+    if (hc != NULL) {
+        sl_buf_fini(&hc->spare);
+        free(hc);
+    }
+}
+
+static hs_conn *conn_of(struct MHD_Connection *c)
+{
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(c, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+    return ci != NULL ? ci->socket_context : NULL;
+}
+
 static enum MHD_Result hs_access(void *cls, struct MHD_Connection *c,
                                  const char *url, const char *method,
                                  const char *version, const char *upload_data,
@@ -664,7 +709,13 @@ static enum MHD_Result hs_access(void *cls, struct MHD_Connection *c,
         *con_cls = rq;
         rq->st = st;
         rq->start_ns = mono_ns();
-        sl_buf_init(&rq->body);
+        hs_conn *hc = conn_of(c);
+        if (hc != NULL) {
+            rq->body = hc->spare;   /* the connection's buffer, if any */
+            sl_buf_init(&hc->spare);
+        } else {
+            sl_buf_init(&rq->body);
+        }
         snprintf(rq->id, sizeof(rq->id), "%08x-%llu", (unsigned)st->boot,
                  (unsigned long long)atomic_fetch_add(&st->next_request, 1));
         client_address(c, rq->client, sizeof(rq->client));
@@ -712,7 +763,6 @@ static enum MHD_Result hs_access(void *cls, struct MHD_Connection *c,
 static void hs_completed(void *cls, struct MHD_Connection *c, void **con_cls,
                          enum MHD_RequestTerminationCode toe)
 {
-    (void)c;
     http_server *st = cls;
     hs_request *rq = *con_cls;
     if (rq == NULL)
@@ -734,7 +784,13 @@ static void hs_completed(void *cls, struct MHD_Connection *c, void **con_cls,
             sl_chan_close(st->ch);
         pthread_mutex_unlock(&st->mu);
     }
-    sl_buf_fini(&rq->body);
+    hs_conn *hc = conn_of(c);
+    if (hc != NULL && hc->spare.data == NULL && rq->body.cap <= HS_KEEP_BUFFER) {
+        hc->spare = rq->body;   /* for the connection's next request */
+        sl_buf_reset(&hc->spare);
+    } else {
+        sl_buf_fini(&rq->body);
+    }
     free(rq);
 }
 
@@ -778,6 +834,7 @@ static int http_server_run(void *state, sl_stage_ctx *sc)
         MHD_OPTION_CONNECTION_LIMIT, (unsigned)st->max_connections,
         MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)(st->idle_timeout / SL_NS_PER_S),
         MHD_OPTION_NOTIFY_COMPLETED, hs_completed, st,
+        MHD_OPTION_NOTIFY_CONNECTION, hs_connection, st,
         MHD_OPTION_END);
     if (d == NULL)
         return sl_stage_error(sc, SL_EIO, "listen %s: cannot start the HTTP server", st->listen);
