@@ -940,7 +940,8 @@ const sl_stage_desc sl_stage_http_server = {
     SL_STAGE_DESC_HEADER,
     .name = "http_server",
     .kind = SL_STAGE_SOURCE,
-    .summary = "receive JSON records POSTed over HTTP, with backpressure, rate limits and graceful stop",
+    .summary = "receive JSON records POSTed over HTTP, all of a body or none (400 names "
+               "the first bad line), with backpressure, rate limits and graceful stop",
     .options = http_server_options,
     .state_size = sizeof(http_server),
     .init = http_server_init,
