@@ -699,3 +699,28 @@ Test(http_server, slow_bodies_do_not_hold_up_other_clients)
     cr_assert_eq(sl_harness_emitted_count(s.h), 5, "only the quick clients' records");
     sl_harness_destroy(s.h);
 }
+
+/* Many clients do not grow the limiter without bound: a bucket idle
+ * longer than it takes to refill is forgotten (fake clock: exact). */
+Test(http_server, idle_client_buckets_are_evicted)
+{
+    sl_fake_clock fc;
+    sl_fake_clock_init(&fc, 0);
+    server s;
+    server_start(&s, "client_rate: 10/s\nclient_burst: 1\nclient_key: header:X-Api-Key",
+                 &fc.clock);
+    reply r;
+    for (int i = 0; i < 40; i++) {
+        char hdr[64];
+        snprintf(hdr, sizeof(hdr), "X-Api-Key: client-%d", i);
+        cr_assert(http(s.port, NULL, "/", "application/json", hdr, "{}", 2, &r));
+        cr_assert_eq(r.status, 200);
+    }
+    cr_assert_eq(sl_harness_metric(s.h, "client_limiters", NULL), 40);
+    sl_fake_clock_advance(&fc, SL_NS_PER_S);   /* every bucket full again */
+    cr_assert(http(s.port, NULL, "/", "application/json", "X-Api-Key: late", "{}", 2, &r));
+    cr_assert_eq(r.status, 200);
+    cr_assert_eq(sl_harness_metric(s.h, "client_limiters", NULL), 1, "idle buckets evicted");
+    server_stop(&s);
+    sl_harness_destroy(s.h);
+}
