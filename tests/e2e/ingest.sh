@@ -112,9 +112,14 @@ hammer 1
 rss_warm=$(rss_kb)
 hammer 3
 rss_after=$(rss_kb)
-echo "ok: RSS while hammered: ${rss_warm} kB after 1s, ${rss_after} kB after 4s"
-[ $((rss_after - rss_warm)) -lt 8192 ] ||
-    fail "RSS grew from ${rss_warm} kB to ${rss_after} kB under a blocked sink"
+if [ -n "${SLUICE_SANITIZE:-}" ]; then
+    # freed memory waits in the sanitizer's quarantine: RSS says nothing
+    echo "skipped: RSS check under sanitizers (SLUICE_SANITIZE=$SLUICE_SANITIZE)"
+else
+    echo "ok: RSS while hammered: ${rss_warm} kB after 1s, ${rss_after} kB after 4s"
+    [ $((rss_after - rss_warm)) -lt 8192 ] ||
+        fail "RSS grew from ${rss_warm} kB to ${rss_after} kB under a blocked sink"
+fi
 
 # The stage's own metrics: refusals and requests by code, in the snapshot
 # and in valid Prometheus text.
