@@ -32,6 +32,15 @@
  * value; clients without it are keyed by address). Idle buckets are
  * evicted, so many clients do not grow memory without bound.
  *
+ * Metrics of its own (docs/metrics.md): requests by status code, records
+ * accepted, body bytes received, refusals (429, 503 busy, 503 draining),
+ * requests in flight, per-client buckets held.
+ *
+ * Allocation: a keep-alive connection keeps its body buffer between
+ * requests (up to HS_KEEP_BUFFER), and a request's records share one
+ * metadata object, so a steady stream allocates little besides the
+ * records and their fields.
+ *
  * Stopping: when the pipeline asks sources to stop, the listener closes
  * (no new connections), requests already being served finish and their
  * records flow on, requests that arrive meanwhile on open connections get
