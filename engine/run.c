@@ -388,6 +388,43 @@ out:
     return rc;
 }
 
+/*
+ * The runtime's target for sl_record_reject: a record the stage held and
+ * gave up on meets the stage's on_error policy, as a record whose
+ * process() failed would (sl_record_reject has counted it in errors).
+ * Under fail and retry the stage fails its call with code.
+ */
+static int run_reject(sl_stage_ctx *sc, sl_record *rec, int code,
+                      const char *reason)
+{
+    run_worker *w = sc->target;
+    run_stage *st = w->st;
+    sl__run *run = st->run;
+    int rc = 0;
+    switch (st->conf->on_error) {
+    case SL_ON_ERROR_SKIP:
+        break;
+    case SL_ON_ERROR_DEAD_LETTER: {
+        int drc = dead_letter_write(run, st->conf->name, reason, rec);
+        if (drc != 0) {
+            set_outcome(run, OUTCOME_FAILED, SL_ECANCELED,
+                        "dead letter file %s: %s", run->dl_path,
+                        drc == SL_EIO ? strerror(errno) : sl_strerror(drc));
+            rc = sl_stage_error(sc, SL_EIO, "dead letter file %s: cannot "
+                                "write", run->dl_path);
+        }
+        break;
+    }
+    case SL_ON_ERROR_FAIL:
+    case SL_ON_ERROR_RETRY:
+    default:
+        rc = sl_stage_error(sc, code, "%s", reason);
+        break;
+    }
+    sl_record_free(rec);
+    return rc;
+}
+
 /* ================================================================== */
 /* Processing one record                                               */
 /* ================================================================== */
@@ -1184,10 +1221,10 @@ static int setup_worker(sl__run *run, run_stage *st, int i, sl_diag *diag)
     w->sc.sizes_off = run->metrics_off;
     if (run->trace != NULL)
         w->trace = sl__trace_add_worker(run->trace, st->conf->name, i);
-    if (st->desc->kind != SL_STAGE_SINK) {
+    w->sc.target = w;
+    w->sc.reject = run_reject;
+    if (st->desc->kind != SL_STAGE_SINK)
         w->sc.emit = run_emit;
-        w->sc.target = w;
-    }
     w->state = calloc(1, st->desc->state_size > 0 ? st->desc->state_size : 1);
     if (w->state == NULL)
         return SL_ENOMEM;
@@ -1313,7 +1350,10 @@ int sl__run_create(const sl__run_opts *opts, sl_diag *diag, sl__run **out)
         st->desc = c->desc;
         st->options_yaml = opts->stages[i].options_yaml;
         st->source = c->desc->kind == SL_STAGE_SOURCE;
-        st->n_workers = c->workers > 0 ? (int)c->workers : 1;
+        /* A stage that declares `workers` runs its own concurrency (the
+         * http fetch: that many transfers on one thread): one worker. */
+        st->n_workers = c->workers > 0 && !declares_option(c->desc, "workers")
+                            ? (int)c->workers : 1;
         st->ordered = c->ordered && st->n_workers > 1 && !st->source;
         pthread_mutex_init(&st->recv_mu, NULL);
         atomic_init(&st->turn, 0);

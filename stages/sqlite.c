@@ -23,7 +23,9 @@
  * the stage reports the row's error (naming the table and SQLite's message)
  * and writes the rest of the batch again, so one bad record costs only
  * itself. When the database itself fails (disk full, I/O error) the batch
- * stays held and is written again on the next record or flush.
+ * stays held and is written again on the next record (which, failing,
+ * goes to on_error); when it fails on flush, the batch is over and each
+ * of its records goes to on_error (sl_record_reject) with the reason.
  */
 #include <errno.h>
 #include <stdarg.h>
@@ -751,9 +753,20 @@ static int sqlite_flush(void *state, sl_stage_ctx *sc)
     if (rc == 0)
         rc = commit_batch(sq, sc);
     if (rc < 0) {
+        /* The batch is over: its rows meet on_error. */
+        char msg[sizeof(sq->msg)];
+        memcpy(msg, sq_message(sq), sizeof(msg));
         abort_batch(sq);
-        sq->need_replay = true;
-        return sl_stage_error(sc, rc, "%s", sq_message(sq));
+        int first = 0;
+        for (size_t i = 0; i < sq->n_pending; i++) {
+            int rrc = sl_record_reject(sc, sq->pending[i], rc, "%s", msg);
+            if (rrc != 0 && first == 0)
+                first = rrc;
+        }
+        sq->n_pending = 0;
+        sq->pending_bytes = 0;
+        sq->need_replay = false;
+        return first;   /* set the stage error when not 0 */
     }
     return 0;
 }

@@ -165,6 +165,34 @@ void sl_stage_count_stored(sl_stage_ctx *sc, uint64_t n, uint64_t bytes);
 int sl_stage_error(sl_stage_ctx *sc, int code, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
+/*
+ * Give up on rec, a record the stage holds beyond the call that brought it
+ * (one of a batch a sink could not commit, say), and have the engine apply
+ * the stage's on_error policy to it, as to a record whose process() failed
+ * with code and the reason given here (printf-style, at most 511 bytes
+ * kept; the engine prefixes the stage name):
+ *
+ *   skip         rec counts in `errors` and is freed;
+ *   dead_letter  rec is written to the dead-letter file with the stage name
+ *                and the reason, counts in `errors` and is freed;
+ *   fail, retry  rec counts in `errors` and is freed, and the call returns
+ *                code (also made the stage's error, as by sl_stage_error):
+ *                the stage fails its callback with it, which fails the run.
+ *                (The engine's retries are for the record in hand; a held
+ *                record the stage gave up on has had the stage's own.)
+ *
+ * Either way the record is done with, like one the engine skipped or
+ * dead-lettered itself (its source position may be acknowledged). rec may
+ * be the record being processed; process() then returns 0, or what this
+ * returned. Takes ownership of rec on every path. Returns 0 (skip,
+ * dead_letter), code (fail, retry; a code >= 0 is taken as SL_EINTERNAL),
+ * SL_EINVAL for a NULL rec, or SL_EIO when the dead-letter file cannot be
+ * written, which fails the run.
+ * Thread: worker.
+ */
+int sl_record_reject(sl_stage_ctx *sc, sl_record *rec, int code,
+                     const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+
 /* Sources: true once the pipeline asks sources to stop (SIGINT/SIGTERM,
  * deadline, failure). run() should return 0 soon after. Thread: any. */
 bool sl_stage_stopping(const sl_stage_ctx *sc);
@@ -205,6 +233,40 @@ void sl_stage_count_bytes_in(sl_stage_ctx *sc, uint64_t n);
  * reported without this.
  */
 void sl_stage_watch_breaker(sl_stage_ctx *sc, sl_breaker *b);
+
+/*
+ * A stage's own metrics, beside the ones every stage has: counters and
+ * gauges it declares in init() and updates from any of its threads. They
+ * appear under the stage in the JSON snapshot, in "extra" (a plain number,
+ * or with a label an object keyed by the label's value:
+ * "extra":{"requests":{"200":12,"429":3},"in_flight":0}), and in the
+ * Prometheus text as the family sluice_<stage type>_<name> (counters with
+ * _total appended) labelled {pipeline, stage[, label_key]}.
+ *
+ * sl_stage_metric_add: name is [a-z][a-z0-9_]* (at most 47 bytes);
+ * label_key (NULL: none) likewise; label_value any text up to 47 bytes;
+ * help one line, borrowed until destroy(). Several calls with the same
+ * name and kind but other label values make one labelled family. Returns
+ * 0 and *out, SL_EINVAL for a bad name or a name reused with another kind
+ * or label key, or SL_ELIMIT past 32 metrics per worker. Thread: worker.
+ *
+ * sl_stage_metric_add_n adds n to a counter (or a gauge: n may be
+ * negative); sl_stage_metric_set sets a gauge. Relaxed atomics: cheap, and
+ * safe from any thread while the stage lives (until destroy() returns).
+ */
+typedef enum sl_metric_kind {
+    SL_METRIC_COUNTER = 1,   /* only goes up */
+    SL_METRIC_GAUGE = 2,     /* goes up and down */
+} sl_metric_kind;
+
+typedef struct sl_stage_metric sl_stage_metric;
+
+int sl_stage_metric_add(sl_stage_ctx *sc, sl_metric_kind kind,
+                        const char *name, const char *label_key,
+                        const char *label_value, const char *help,
+                        sl_stage_metric **out);
+void sl_stage_metric_add_n(sl_stage_metric *m, int64_t n);
+void sl_stage_metric_set(sl_stage_metric *m, int64_t v);
 
 typedef enum sl_log_level {
     SL_LOG_ERROR = 0,
