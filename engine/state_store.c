@@ -53,7 +53,11 @@ int sl__state_open(const char *path, sqlite3 **out, char *err, size_t err_len)
         return SL_EIO;
     }
     sqlite3_busy_timeout(db, STATE_BUSY_MS);
+    /* NORMAL in WAL mode: a commit survives the process being killed; a
+     * power loss may lose the last ones, which only means reading those
+     * records again (positions are at-least-once by themselves). */
     if (sqlite3_exec(db, "PRAGMA journal_mode=WAL", NULL, NULL, NULL) != SQLITE_OK ||
+        sqlite3_exec(db, "PRAGMA synchronous=NORMAL", NULL, NULL, NULL) != SQLITE_OK ||
         sqlite3_exec(db, create_sql, NULL, NULL, NULL) != SQLITE_OK) {
         snprintf(err, err_len, "state file %s: %s", path, sqlite3_errmsg(db));
         sqlite3_close(db);
