@@ -66,6 +66,8 @@ struct sl__ack_source {
     unsigned char *ring;        /* RING_SLOTS slots of stride bytes */
     size_t stride;              /* immutable */
     int64_t next;               /* source thread: last ordinal given */
+    bool asked;                 /* source thread: it read its resume point */
+    bool started;               /* source thread: it attached a record */
     int64_t floor;              /* source thread: lowest published, cached */
     ack_lane lanes[SL__ACK_MAX_SINKS];
     pthread_mutex_t loc_mu;     /* guards locs, n_locs */
@@ -291,6 +293,13 @@ int sl__acks_wait_room(sl__ack_source *as, sl_ctx *ctx)
 
 int sl__acks_attach(sl__ack_source *as, sl_record *rec)
 {
+    if (!as->started) {
+        /* A source that did not look at its resume point starts from its
+         * beginning: no store may skip what it sends. */
+        as->started = true;
+        if (!as->asked)
+            sl__acks_resume_reset(as);
+    }
     const sl_position *p = sl_record_position(rec);
     const ack_loc *loc = NULL;
     if (p->locator != NULL) {
@@ -329,6 +338,7 @@ int sl__acks_resume_point(sl__ack_source *as, const char **locator,
                           int64_t *offset, int64_t *seq, uint64_t *dev,
                           uint64_t *ino)
 {
+    as->asked = true;
     if (!as->has_resume)
         return SL_ENOTFOUND;
     const ack_loc *l = as->resume.loc;
@@ -342,7 +352,7 @@ int sl__acks_resume_point(sl__ack_source *as, const char **locator,
 
 void sl__acks_resume_reset(sl__ack_source *as)
 {
-    if (!as->has_resume || as->next > as->max_saved)
+    if (as->max_saved == 0 || as->next > as->max_saved)
         return;
     as->next = as->floor = as->max_saved;
     for (int k = 0; k < as->acks->n_sinks; k++) {

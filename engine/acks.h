@@ -149,7 +149,9 @@ int sl__acks_wait_room(sl__ack_source *as, sl_ctx *ctx);
  */
 int sl__acks_attach(sl__ack_source *as, sl_record *rec);
 
-/* Saved resume point (the position at the lowest lane), as in stage.h. */
+/* Saved resume point (the position at the lowest lane), as in stage.h.
+ * A source that never asks before its first record is taken to start from
+ * its beginning (as after sl__acks_resume_reset). */
 int sl__acks_resume_point(sl__ack_source *as, const char **locator,
                           int64_t *offset, int64_t *seq, uint64_t *dev,
                           uint64_t *ino);

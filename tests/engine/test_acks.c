@@ -280,6 +280,14 @@ Test(acks, saved_positions_come_back_and_a_store_ahead_skips_what_it_has)
     cr_expect_eq(sl__record_ack_at(r3, 0)->mask, 2u, "a has record 3");
     sl_record_free(r3);
     sl__acks_destroy(acks);
+
+    /* A source that never asks where to resume starts from its beginning:
+     * no store skips what it sends. */
+    acks = make(tee_stages, 4);
+    sl_record *r = read_one(acks, 1);
+    cr_expect_eq(sl__record_ack_at(r, 0)->mask, 3u);
+    sl_record_free(r);
+    sl__acks_destroy(acks);
 }
 
 Test(acks, no_saved_position_and_bad_state_files)
