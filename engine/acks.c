@@ -98,6 +98,8 @@ struct sl__acks {
     pthread_t committer;
     bool committer_started;
     _Atomic bool warned_order;  /* "exactly-once needs order" logged */
+    _Atomic uint32_t exact;     /* atomic: sinks that save their own
+                                   positions in their transactions */
 };
 
 /* ================================================================== */
@@ -437,7 +439,13 @@ static int commit_pass(sl__acks *acks, bool wait)
                     continue;
                 if (lane_advance(as, ln, k))
                     lane_publish(ln);
-                if (ln->adv > ln->written && rc == 0)
+                /* While running, a store that saves its own positions
+                 * is left to do so: a write here would only contend for
+                 * its database's lock. The last pass saves all. */
+                bool own = !wait && ((atomic_load_explicit(
+                                          &acks->exact, memory_order_relaxed) >>
+                                      k) & 1u);
+                if (ln->adv > ln->written && rc == 0 && !own)
                     rc = save_add(acks, &sl, as, k, ln);
                 pthread_mutex_unlock(&ln->mu);
             }
@@ -544,6 +552,7 @@ int sl__acks_prepare(sl__acks *acks, int sink, void *db,
     if (sink < 0 || sink >= acks->n_sinks)
         return SL_EINVAL;
     uint32_t bit = 1u << sink;
+    atomic_fetch_or_explicit(&acks->exact, bit, memory_order_relaxed);
     lock_sink(acks, sink, true);
     for (size_t i = 0; i < n; i++) {
         size_t na = sl__record_ack_count(recs[i]);
