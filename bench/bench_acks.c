@@ -2,7 +2,7 @@
  * What acknowledgements cost: the same pipelines with settings.state on
  * and off, run alternately in one process, medians compared.
  *
- *   bench_acks [N] [runs] [typical|sqlite]
+ *   bench_acks [N] [runs] [parts|typical|sqlite]
  *                              default N = 1000000, runs = 9, both
  *
  * Pipelines:
@@ -14,6 +14,10 @@
  *   sqlite    file (N JSON lines) -> json -> filter -> sqlite: with state
  *             on, the store is in the state file (exactly-once: positions
  *             commit in each batch's transaction)
+ *
+ * and, steadier than whole runs on a shared machine, the hot path alone
+ * on one thread (thread CPU time, best of 5): a record given a slot and
+ * freed (one store), and a record teed into two stores.
  *
  * With state on, the state file is removed before every run so each run
  * starts afresh (a kept one would resume after the end and read nothing).
@@ -27,7 +31,9 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "engine/acks.h"
 #include "engine/cli.h"
+#include "engine/record_internal.h"
 #include "engine/diag.h"
 #include "engine/run.h"
 #include "sluice/plugin.h"
@@ -93,6 +99,71 @@ static int timed_run(const sl__loaded *l, double *wall, double *cpu,
         return 1;
     }
     return 0;
+}
+
+static double thread_cpu_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/*
+ * ns per record of the acknowledgement hot path: a source record created
+ * and positioned, given a slot (tracked) or not, copied for a tee when
+ * tee, and freed; lanes advanced as the source does (a quarter ring at a
+ * time). The difference tracked - untracked is the cost.
+ */
+static double hot_path(const char *dir, bool tee, bool tracked)
+{
+    static const size_t src_outs[] = {1}, tee_outs[] = {2, 3};
+    sl__acks_stage line[] = {{"src", true, 1, 1, src_outs},
+                             {"sink", false, 1, 0, NULL}};
+    sl__acks_stage teed[] = {{"src", true, 1, 1, src_outs},
+                             {"t", false, 1, 2, tee_outs},
+                             {"a", false, 1, 0, NULL},
+                             {"b", false, 1, 0, NULL}};
+    char state[300], err[512];
+    snprintf(state, sizeof(state), "%s/hot.db", dir);
+    double best = 1e99;
+    for (int rep = 0; rep < 5; rep++) {
+        remove_db(state);
+        sl_ctx *root;
+        sl__acks *acks = NULL;
+        if (sl_ctx_create(&root) != 0 ||
+            sl__acks_create(state, "hot", tee ? teed : line, tee ? 4 : 2,
+                            root, err, sizeof(err), &acks) != 0) {
+            fprintf(stderr, "hot path: %s\n", err);
+            exit(1);
+        }
+        sl__ack_source *as = sl__acks_source(acks, 0, 0);
+        const long n = 2000000;
+        double t0 = thread_cpu_s();
+        for (long i = 1; i <= n; i++) {
+            sl_record *r = sl_record_new();
+            sl_record_set_position(r, "src", NULL, -1, i);
+            if (tracked) {
+                if (sl__acks_full(as))
+                    sl__acks_wait_room(as, root);
+                sl__acks_attach(as, r);
+            }
+            if (tee) {
+                sl_record *c = sl_record_copy(r);
+                if (tracked) {
+                    sl__record_ack_narrow(c, 1u);
+                    sl__record_ack_narrow(r, 2u);
+                }
+                sl_record_free(c);
+            }
+            sl_record_free(r);
+        }
+        double ns = (thread_cpu_s() - t0) * 1e9 / (double)n;
+        if (ns < best)
+            best = ns;
+        sl__acks_destroy(acks);
+        sl_ctx_destroy(root);
+    }
+    return best;
 }
 
 static int cmp_double(const void *a, const void *b)
@@ -164,7 +235,7 @@ int main(int argc, char **argv)
     const char *only = argc > 3 ? argv[3] : NULL;
     if (n < 10 || runs < 1 || runs > 99) {
         fprintf(stderr, "usage: bench_acks [N >= 10] [runs 1..99] "
-                "[typical|sqlite]\n");
+                "[parts|typical|sqlite]\n");
         return 2;
     }
     char dir[] = "/tmp/sluice-bench-acks-XXXXXX";
@@ -175,6 +246,14 @@ int main(int argc, char **argv)
     printf("%ld records per run, %d runs per mode (alternating), medians\n",
            n, runs);
 
+    if (only == NULL || strcmp(only, "parts") == 0) {
+        for (int tee = 0; tee < 2; tee++) {
+            double off = hot_path(dir, tee, false), on = hot_path(dir, tee, true);
+            printf("hot path %-9s untracked %6.1f ns/record, tracked %6.1f: "
+                   "acknowledgement %+.1f ns per source record\n",
+                   tee ? "(tee 2)" : "(1 store)", off, on, on - off);
+        }
+    }
     if (only == NULL || strcmp(only, "typical") == 0) {
         snprintf(state, sizeof(state), "%s/typical-state.db", dir);
         snprintf(text, sizeof(text),
