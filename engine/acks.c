@@ -518,9 +518,10 @@ static void unrelease(sl_record *const *recs, size_t n, uint32_t bit)
 }
 
 /*
- * A committed record beyond its lane's new watermark was stored before an
- * earlier one was dealt with: after a crash the lane resumes below it and
- * it comes again. Say so once. Lanes of sink locked.
+ * A committed record beyond its lane's new watermark — stored before an
+ * earlier record was dealt with (unordered workers), or before the rest of
+ * a split of its own source record — comes again after a crash, since the
+ * lane resumes below it. Say so once. Lanes of sink locked.
  */
 static void check_order(sl__acks *acks, int sink, sl_record *const *recs,
                         size_t n)
@@ -536,10 +537,10 @@ static void check_order(sl__acks *acks, int sink, sl_record *const *recs,
             if (o > a->slot->src->lanes[sink].adv &&
                 !atomic_exchange(&acks->warned_order, true)) {
                 sl__log(SL_LOG_WARN, acks->sink_names[sink],
-                        "records reach this store out of source order (a "
-                        "stage with several unordered workers?): after a "
-                        "crash some may be stored again; see "
-                        "docs/reliability.md");
+                        "a batch holds records whose source position is "
+                        "not complete yet (part of a split, or records out "
+                        "of source order): after a crash those may be "
+                        "stored again; see docs/reliability.md");
                 return;
             }
         }
