@@ -168,6 +168,9 @@ struct sl_stage_ctx {
     sl__size_est size_out;        /* bytes_out estimate */
     bool sizes_off;               /* records are not sized (metrics off);
                                      immutable after set-up */
+    struct sl__acks *acks;        /* settings.state tracker, or NULL */
+    struct sl__ack_source *ack_source; /* a source worker's ring, or NULL */
+    int ack_sink;                 /* a store's sink index, or -1 */
     int err_code;                 /* code of the last sl_stage_error */
     char err[SL__STAGE_ERR_MAX];  /* its message; "" if none */
 };

@@ -171,7 +171,9 @@ typedef struct fetch_run {
     sl_chan *out;               /* results in URL order */
     fetch_slot *ring;           /* ring[k % window]: fetcher only */
     int64_t window;             /* URLs ahead of the bridge, at most */
-    _Atomic int64_t released;   /* atomic: sub-channels the bridge is done with */
+    _Atomic int64_t released;   /* atomic: sub-channels the bridge is done with
+                                   (counted from first) */
+    int64_t first;              /* first URL index to fetch (resume) */
     uint64_t rng;               /* backoff jitter: fetcher only */
     uint64_t logged_opens;      /* breaker openings already logged: fetcher only */
     int fatal_code;             /* fetcher's own failure; read after join */
@@ -387,7 +389,7 @@ static int fetch_loop(fetch_run *fr, fetch_job *jobs, int64_t n_jobs)
     const int64_t total = fr->f->set.total;
     const bool real_clock = fr->clock == sl_clock_real();
     CURLM *multi = fr->multi.multi;
-    int64_t next = 0;           /* next URL to begin */
+    int64_t next = fr->first;   /* next URL to begin */
     int64_t active = 0;         /* jobs not free */
     int running = 0;            /* jobs with a transfer on the multi */
 
@@ -559,6 +561,34 @@ static int reject_url(const http_fetch *f, sl_stage_ctx *sc,
 }
 
 /*
+ * settings.state: the index of the first URL not yet delivered, after the
+ * saved position (the URL numbered seq, from 1). A saved URL that is not
+ * the one at that place in the list any more means the list changed: it is
+ * reported and every URL is fetched.
+ */
+static int64_t resume_first(http_fetch *f, sl_stage_ctx *sc)
+{
+    sl_resume rp;
+    if (sl_stage_resume_point(sc, &rp) != 0 || rp.seq <= 0)
+        return 0;
+    char *url = rp.seq <= f->set.total ? sl__url_set_get(&f->set, rp.seq - 1)
+                                       : NULL;
+    bool same = url != NULL && rp.locator != NULL &&
+                strcmp(url, rp.locator) == 0;
+    free(url);
+    if (!same) {
+        sl_stage_log(sc, SL_LOG_WARN, "the saved position (URL %lld, %s) is "
+                     "not in the URL list any more: fetching every URL",
+                     (long long)rp.seq, rp.locator != NULL ? rp.locator : "?");
+        sl_stage_resume_reset(sc);
+        return 0;
+    }
+    sl_stage_log(sc, SL_LOG_INFO, "resuming after URL %lld of %lld (%s)",
+                 (long long)rp.seq, (long long)f->set.total, rp.locator);
+    return rp.seq;
+}
+
+/*
  * Receive the results in URL order and emit them. Returns 0 once every URL
  * is accounted for (or the stage was asked to stop), the first failure
  * under on_error: fail, or SL_ECANCELED when the run is torn down.
@@ -578,6 +608,8 @@ static int fetch_run_stage(void *state, sl_stage_ctx *sc)
     sl_bridge *bridge = NULL;
     bool fetcher_started = false;
 
+    fr.first = resume_first(f, sc);
+    atomic_init(&fr.released, fr.first);
     int rc = sl_ctx_create_child(sl_stage_source_context(sc), &fr.ctx);
     if (rc != 0)
         return sl_stage_error(sc, rc, "cannot make a context");
@@ -649,7 +681,7 @@ static int fetch_run_stage(void *state, sl_stage_ctx *sc)
     run_teardown(&fr, fetcher_started ? &fetcher : NULL, bridge);
     if (result != 0)
         return result;
-    if (received == f->set.total)
+    if (received == f->set.total - fr.first)
         return 0;
     /* Ended early: a stop request, a cancelled run, or the fetcher failed. */
     if (fr.fatal_code != 0 && !sl_stage_stopping(sc))

@@ -32,6 +32,7 @@
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <sys/stat.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -75,6 +76,9 @@ typedef struct sqlite_sink {
     sqlite3_stmt *commit;       /* COMMIT */
     sqlite3_stmt *rollback;     /* ROLLBACK */
     bool in_txn;                /* a batch transaction is open */
+    bool exact;                 /* the file is settings.state: rows and the
+                                   source positions they complete commit
+                                   together (exactly-once) */
     bool need_replay;           /* pending rows must be written again */
 
     bool table_known;           /* tcols reflects the table */
@@ -668,10 +672,23 @@ static int replay(sqlite_sink *sq)
 }
 
 /* COMMIT, then count the batch as stored (bytes_out: the bytes bound) and
- * free its records. */
+ * free its records. When the file is settings.state, the source positions
+ * the batch completes go into the same transaction first. */
 static int commit_batch(sqlite_sink *sq, sl_stage_ctx *sc)
 {
+    if (sq->exact) {
+        int prc = sl_stage_acks_prepare(sc, sq->db, sq->pending, sq->n_pending);
+        if (prc < 0) {
+            snprintf(sq->msg, sizeof(sq->msg), "%s: saving source positions: %s",
+                     sq->path, sqlite3_errmsg(sq->db));
+            sq->db_failed = true;
+            sq->msg_set = true;
+            return prc;
+        }
+    }
     int rc = step_done(sq, sq->commit, "committing");
+    if (sq->exact)
+        sl_stage_acks_finish(sc, sq->pending, sq->n_pending, rc == 0);
     if (rc < 0)
         return rc;
     sq->in_txn = false;
@@ -816,6 +833,14 @@ static int open_errno(const char *path)
     return 0;
 }
 
+/* Do paths a (may be NULL) and b name one existing file? */
+static bool same_file(const char *a, const char *b)
+{
+    struct stat sa, sb;
+    return a != NULL && stat(a, &sa) == 0 && stat(b, &sb) == 0 &&
+           sa.st_dev == sb.st_dev && sa.st_ino == sb.st_ino;
+}
+
 static int sqlite_init(void *state, sl_stage_ctx *sc)
 {
     sqlite_sink *sq = state;
@@ -841,6 +866,7 @@ static int sqlite_init(void *state, sl_stage_ctx *sc)
         return sl_stage_error(sc, sq_code(rc), "%s: %s", sq->path, m);
     }
     sqlite3_extended_result_codes(sq->db, 1);
+    sq->exact = same_file(sl_stage_state_path(sc), sq->path);
     sqlite3_busy_timeout(sq->db, (int)(sq->busy_timeout / SL_NS_PER_MS));
 
     static const char *const sync_sql[] = {

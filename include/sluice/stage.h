@@ -281,6 +281,65 @@ void sl_stage_log(const sl_stage_ctx *sc, sl_log_level level,
                   const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 
 /* ------------------------------------------------------------------ */
+/* Delivery: saved positions (settings.state, docs/reliability.md)     */
+/* ------------------------------------------------------------------ */
+
+/* Where a source's previous run got to: the position of the last record
+ * every store downstream had dealt with. Strings are borrowed until the
+ * stage's destroy(). */
+typedef struct sl_resume {
+    const char *locator;    /* file path or URL; NULL for none */
+    int64_t offset;         /* byte offset after that record, or -1 */
+    int64_t seq;            /* its sequence number */
+    uint64_t file_dev;      /* identity of the file at locator when it was */
+    uint64_t file_ino;      /* read (sl_stage_source_file); 0 unknown */
+} sl_resume;
+
+/*
+ * Sources: the saved point to resume after. Returns 0 with *out filled, or
+ * SL_ENOTFOUND when there is none (no settings.state, a first run, or a
+ * store that has nothing yet): start from the beginning. A source that
+ * resumes must emit the same records in the same order after that point
+ * as the previous run did. Call from run(), before emitting. Thread: worker.
+ */
+int sl_stage_resume_point(sl_stage_ctx *sc, sl_resume *out);
+
+/*
+ * Sources: the saved point could not be used (the file changed under it):
+ * every store receives everything this source emits from now on, and
+ * saved positions restart from here. Call before emitting. Thread: worker.
+ */
+void sl_stage_resume_reset(sl_stage_ctx *sc);
+
+/*
+ * Sources reading files: the file that records with locator path come
+ * from has this identity (st_dev, st_ino); it is saved with positions so a
+ * later run can tell a replaced file. 0 or SL_ENOMEM. Thread: worker.
+ */
+int sl_stage_source_file(sl_stage_ctx *sc, const char *path, uint64_t dev,
+                         uint64_t ino);
+
+/* The pipeline's settings.state file, or NULL. Thread: worker. */
+const char *sl_stage_state_path(const sl_stage_ctx *sc);
+
+/*
+ * Stores writing to the settings.state SQLite file (exactly-once): inside
+ * the open transaction that holds recs' rows, before COMMIT, call
+ * sl_stage_acks_prepare(sc, db, recs, n) with the store's sqlite3
+ * connection; it writes the positions those rows complete through db. Then
+ * COMMIT and call sl_stage_acks_finish(sc, recs, n, committed) whatever
+ * happened — between the two calls the stage must not emit, and recs
+ * stay the store's to free as usual afterwards. Without settings.state (or
+ * for a stage that is not a store) both do nothing and prepare returns 0.
+ * Returns 0, SL_EIO (writing failed: roll back; finish has been called)
+ * or SL_EINVAL. Thread: worker.
+ */
+int sl_stage_acks_prepare(sl_stage_ctx *sc, void *sqlite_db,
+                          sl_record *const *recs, size_t n);
+void sl_stage_acks_finish(sl_stage_ctx *sc, sl_record *const *recs, size_t n,
+                          bool committed);
+
+/* ------------------------------------------------------------------ */
 /* The descriptor                                                      */
 /* ------------------------------------------------------------------ */
 
