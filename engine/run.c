@@ -493,11 +493,15 @@ static int run_reject(sl_stage_ctx *sc, sl_record *rec, int code,
     case SL_ON_ERROR_SKIP:
         break;
     case SL_ON_ERROR_DEAD_LETTER: {
-        int drc = dead_letter_write(run, st->conf->name, reason, rec);
+        int derr = 0;
+        int drc = dead_letter_write(run, st->conf->name, reason, rec, &derr);
         if (drc != 0) {
+            char etext[128];
             set_outcome(run, OUTCOME_FAILED, SL_ECANCELED,
-                        "dead letter file %s: %s", run->dl_path,
-                        drc == SL_EIO ? strerror(errno) : sl_strerror(drc));
+                        "stage %s: dead letter file %s: %s", st->conf->name,
+                        run->dl_path, drc == SL_EIO
+                            ? errno_text(derr, etext, sizeof(etext))
+                            : sl_strerror(drc));
             rc = sl_stage_error(sc, SL_EIO, "dead letter file %s: cannot "
                                 "write", run->dl_path);
         }
