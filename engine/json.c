@@ -214,26 +214,26 @@ static size_t utf8_encode(uint32_t cp, char *p)
  * token, the line and column are those of its last byte (1-based).
  */
 
-/* A value waiting for its container to close; key set in objects. */
-typedef struct pending {
-    sl_value *v;
-    const char *key;    /* into the input, or NULL: at koff in the key scratch */
-    size_t koff;
-    size_t klen;
-} pending;
-
+/* An open container: its items wait on the item stack from start on. */
 typedef struct frame {
     bool object;
-    size_t start;       /* first pending entry of this container */
-    size_t open_at;     /* offset of its bracket */
+    size_t start;
 } frame;
 
-typedef struct scratch {
-    char *data;
-    size_t len;
-    size_t cap;
-    bool heap;
-} scratch;
+/* Decoded escaped strings and keys, in chunks that never move, so items
+ * can point into them until the document is built. The first chunk is on
+ * the C stack. */
+typedef struct chunk {
+    struct chunk *next;
+    char data[];
+} chunk;
+
+typedef struct arena {
+    char *cur;
+    size_t left;
+    chunk *heap;        /* chunks to free */
+    size_t next_size;
+} arena;
 
 typedef struct parser {
     const char *buf;
@@ -242,14 +242,13 @@ typedef struct parser {
     const char *end;
     size_t max_depth;       /* effective: at most SL__PARSER_MAX_DEPTH */
     bool depth_is_parser_max;
-    pending *st;
+    sl__item *st;           /* items of the open containers */
     size_t n, cap;
     bool st_heap;
     frame *fr;
     size_t nfr, frcap;
     bool fr_heap;
-    scratch keys;           /* escaped object keys */
-    scratch str;            /* an escaped string being decoded */
+    arena ar;
     sl_json_error *err;
     int rc;                 /* first error */
 } parser;
@@ -287,6 +286,13 @@ static int perr(parser *ps, int rc, size_t end_at, const char *tok, size_t tlen,
     return rc;
 }
 
+static int nomem(parser *ps)
+{
+    error_set(ps->err, 0, 0, 0, "out of memory");
+    ps->rc = SL_ENOMEM;
+    return SL_ENOMEM;
+}
+
 /* Grow a stack-or-heap array of elem-sized items to hold one more. */
 static int grow(void **arr, size_t *cap, bool *heap, size_t elem)
 {
@@ -309,33 +315,39 @@ static int grow(void **arr, size_t *cap, bool *heap, size_t elem)
     return 0;
 }
 
-static int scratch_append(scratch *s, const char *p, size_t n)
+/* n contiguous bytes that stay put until the parse ends; NULL on out of
+ * memory. */
+static char *arena_take(arena *a, size_t n)
 {
-    if (s->cap - s->len < n) {
-        size_t need = s->len + n;
-        size_t cap = s->cap;
-        while (cap < need) {
-            if (cap > SIZE_MAX / 2)
-                return SL_ENOMEM;
-            cap *= 2;
+    if (a->left < n) {
+        size_t size = a->next_size;
+        while (size < n) {
+            if (size > SIZE_MAX / 4)
+                return NULL;
+            size *= 2;
         }
-        char *d;
-        if (s->heap) {
-            d = realloc(s->data, cap);
-        } else {
-            d = malloc(cap);
-            if (d != NULL)
-                memcpy(d, s->data, s->len);
-        }
-        if (d == NULL)
-            return SL_ENOMEM;
-        s->data = d;
-        s->cap = cap;
-        s->heap = true;
+        chunk *c = malloc(sizeof(chunk) + size);
+        if (c == NULL)
+            return NULL;
+        c->next = a->heap;
+        a->heap = c;
+        a->cur = c->data;
+        a->left = size;
+        a->next_size = size * 2;
     }
-    memcpy(s->data + s->len, p, n);
-    s->len += n;
-    return 0;
+    char *p = a->cur;
+    a->cur += n;
+    a->left -= n;
+    return p;
+}
+
+static void arena_free(arena *a)
+{
+    while (a->heap != NULL) {
+        chunk *next = a->heap->next;
+        free(a->heap);
+        a->heap = next;
+    }
 }
 
 static inline void skip_ws(parser *ps)
@@ -367,6 +379,29 @@ static const unsigned char str_class[256] = {
     1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
 };
 
+/* Eight bytes at p, in memory order as a little- or big-endian word does
+ * not matter for the tests below (they look at every byte alike). */
+static inline uint64_t load8(const char *p)
+{
+    uint64_t w;
+    memcpy(&w, p, 8);
+    return w;
+}
+
+#define ONES   UINT64_C(0x0101010101010101)
+#define HIGHS  UINT64_C(0x8080808080808080)
+
+/* Nonzero if any of the eight bytes of w is '"', '\\', below 0x20 or
+ * 0x80 and above (the bytes a string scan must stop at). Exact for each
+ * byte: no borrow crosses bytes because bytes >= 0x80 are flagged anyway. */
+static inline uint64_t special8(uint64_t w)
+{
+    uint64_t q = w ^ (ONES * '"');
+    uint64_t b = w ^ (ONES * '\\');
+    uint64_t t = ((q - ONES) & ~q) | ((b - ONES) & ~b) | (w - ONES * 0x20) | w;
+    return t & HIGHS;
+}
+
 /* Four hex digits at p (room checked by the caller) as a number, or -1. */
 static int32_t hex4(const char *p)
 {
@@ -387,21 +422,90 @@ static int32_t hex4(const char *p)
     return v;
 }
 
+/* Decode the escape at p (a backslash, end - p >= 1) into dec; returns its
+ * length in the input (0 on error, recorded) and sets *dlen. */
+static size_t decode_escape(parser *ps, const char *p, char *dec, size_t *dlen)
+{
+    const char *end = ps->end;
+    if (end - p < 2) {
+        perr(ps, SL_EPARSE, ps->len, NULL, 0, "premature end of input");
+        return 0;
+    }
+    *dlen = 1;
+    switch (p[1]) {
+    case '"':
+    case '\\':
+    case '/':
+        dec[0] = p[1];
+        return 2;
+    case 'b':
+        dec[0] = '\b';
+        return 2;
+    case 'f':
+        dec[0] = '\f';
+        return 2;
+    case 'n':
+        dec[0] = '\n';
+        return 2;
+    case 'r':
+        dec[0] = '\r';
+        return 2;
+    case 't':
+        dec[0] = '\t';
+        return 2;
+    case 'u':
+        break;
+    default:
+        perr(ps, SL_EPARSE, (size_t)(p - ps->buf) + 2, p, 2, "invalid escape");
+        return 0;
+    }
+    int32_t cp = end - p >= 6 ? hex4(p + 2) : -1;
+    if (cp < 0) {
+        perr(ps, SL_EPARSE, (size_t)(p - ps->buf) + 2, p, 2, "invalid escape");
+        return 0;
+    }
+    size_t used = 6;
+    if (cp >= 0xDC00 && cp <= 0xDFFF) {
+        perr(ps, SL_EPARSE, (size_t)(p - ps->buf) + 6, p, 6, "invalid Unicode '\\u%04X'",
+             (unsigned)cp);
+        return 0;
+    }
+    if (cp >= 0xD800 && cp <= 0xDBFF) {
+        int32_t lo = end - p >= 12 && p[6] == '\\' && p[7] == 'u' ? hex4(p + 8) : -1;
+        if (lo < 0) {
+            perr(ps, SL_EPARSE, (size_t)(p - ps->buf) + 6, p, 6, "invalid Unicode '\\u%04X'",
+                 (unsigned)cp);
+            return 0;
+        }
+        if (lo < 0xDC00 || lo > 0xDFFF) {
+            perr(ps, SL_EPARSE, (size_t)(p - ps->buf) + 12, p, 12,
+                 "invalid Unicode '\\u%04X\\u%04X'", (unsigned)cp, (unsigned)lo);
+            return 0;
+        }
+        cp = 0x10000 + ((cp - 0xD800) << 10) + (lo - 0xDC00);
+        used = 12;
+    }
+    *dlen = utf8_encode((uint32_t)cp, dec);
+    return used;
+}
+
 /*
- * The string whose opening quote is at ps->p. Without escapes the result
- * is the input bytes themselves: *out = start, *out_len; with escapes they
- * are decoded into sc (appended; *out is NULL and *out_off their offset in
- * sc). ps->p ends after the closing quote. 0 or an error (recorded).
+ * The string whose opening quote is at ps->p, checked (UTF-8, no control
+ * characters, valid escapes). Without escapes the result is the input
+ * bytes themselves; with escapes it is decoded into the arena (at most as
+ * long as the raw text). *out and *out_len describe it; ps->p ends after
+ * the closing quote. 0 or an error (recorded).
  */
-static int parse_string(parser *ps, scratch *sc, const char **out, size_t *out_off,
-                        size_t *out_len)
+static int parse_string(parser *ps, const char **out, size_t *out_len)
 {
     const char *start = ps->p + 1, *p = start, *end = ps->end;
-    const char *run = start;       /* start of the bytes not yet copied */
-    bool escaped = false;
-    size_t off = sc->len;
+    char *dst = NULL;           /* decoding: the arena bytes */
+    size_t dlen = 0;
+    const char *run = start;    /* start of the bytes not yet copied to dst */
 
     for (;;) {
+        while (end - p >= 8 && special8(load8(p)) == 0)
+            p += 8;
         while (p < end && str_class[(unsigned char)*p] == 0)
             p++;
         if (p >= end)
@@ -420,75 +524,30 @@ static int parse_string(parser *ps, scratch *sc, const char **out, size_t *out_o
         if (c < 0x20)
             return perr(ps, SL_EPARSE, (size_t)(p - ps->buf) + 1, p, 1,
                         "control character 0x%x", c);
-        /* A backslash: copy what came before, then the decoded escape. */
-        if (scratch_append(sc, run, (size_t)(p - run)) != 0)
-            return perr(ps, SL_ENOMEM, 0, NULL, 0, "out of memory");
-        escaped = true;
-        if (end - p < 2)
-            return perr(ps, SL_EPARSE, ps->len, NULL, 0, "premature end of input");
-        char e = p[1], dec[4];
-        size_t dlen = 1;
-        switch (e) {
-        case '"':
-        case '\\':
-        case '/':
-            dec[0] = e;
-            break;
-        case 'b':
-            dec[0] = '\b';
-            break;
-        case 'f':
-            dec[0] = '\f';
-            break;
-        case 'n':
-            dec[0] = '\n';
-            break;
-        case 'r':
-            dec[0] = '\r';
-            break;
-        case 't':
-            dec[0] = '\t';
-            break;
-        case 'u': {
-            int32_t cp = end - p >= 6 ? hex4(p + 2) : -1;
-            if (cp < 0)
-                return perr(ps, SL_EPARSE, (size_t)(p - ps->buf) + 2, p, 2, "invalid escape");
-            size_t used = 6;
-            if (cp >= 0xDC00 && cp <= 0xDFFF)
-                return perr(ps, SL_EPARSE, (size_t)(p - ps->buf) + 6, p, 6,
-                            "invalid Unicode '\\u%04X'", (unsigned)cp);
-            if (cp >= 0xD800 && cp <= 0xDBFF) {
-                int32_t lo = end - p >= 12 && p[6] == '\\' && p[7] == 'u' ? hex4(p + 8) : -1;
-                if (lo < 0)
-                    return perr(ps, SL_EPARSE, (size_t)(p - ps->buf) + 6, p, 6,
-                                "invalid Unicode '\\u%04X'", (unsigned)cp);
-                if (lo < 0xDC00 || lo > 0xDFFF)
-                    return perr(ps, SL_EPARSE, (size_t)(p - ps->buf) + 12, p, 12,
-                                "invalid Unicode '\\u%04X\\u%04X'", (unsigned)cp, (unsigned)lo);
-                cp = 0x10000 + ((cp - 0xD800) << 10) + (lo - 0xDC00);
-                used = 12;
-            }
-            dlen = utf8_encode((uint32_t)cp, dec);
-            p += used - 2;   /* the common advance below adds 2 */
-            break;
+        /* A backslash: decoding needs at most the rest of the input. */
+        if (dst == NULL) {
+            dst = arena_take(&ps->ar, (size_t)(end - start));
+            if (dst == NULL)
+                return nomem(ps);
         }
-        default:
-            return perr(ps, SL_EPARSE, (size_t)(p - ps->buf) + 2, p, 2, "invalid escape");
-        }
-        if (scratch_append(sc, dec, dlen) != 0)
-            return perr(ps, SL_ENOMEM, 0, NULL, 0, "out of memory");
-        p += 2;
+        memcpy(dst + dlen, run, (size_t)(p - run));
+        dlen += (size_t)(p - run);
+        char dec[4];
+        size_t n, used = decode_escape(ps, p, dec, &n);
+        if (used == 0)
+            return ps->rc;
+        memcpy(dst + dlen, dec, n);
+        dlen += n;
+        p += used;
         run = p;
     }
-    if (escaped) {
-        if (scratch_append(sc, run, (size_t)(p - run)) != 0)
-            return perr(ps, SL_ENOMEM, 0, NULL, 0, "out of memory");
-        *out = NULL;
-        *out_off = off;
-        *out_len = sc->len - off;
+    if (dst != NULL) {
+        memcpy(dst + dlen, run, (size_t)(p - run));
+        dlen += (size_t)(p - run);
+        *out = dst;
+        *out_len = dlen;
     } else {
         *out = start;
-        *out_off = 0;
         *out_len = (size_t)(p - start);
     }
     ps->p = p + 1;
@@ -508,13 +567,14 @@ static const double exact_pow10[] = {1e0,  1e1,  1e2,  1e3,  1e4,  1e5,  1e6,  1
                                      1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22};
 
 /*
- * A number at ps->p: -?(0|[1-9][0-9]*)(.[0-9]+)?([eE][+-]?[0-9]+)?. With
- * neither fraction nor exponent it is an int64 ("too big integer" beyond);
- * otherwise a double, exact: a mantissa below 2^53 scaled by a power of ten
- * up to 1e22 is one correctly rounded operation, and anything else goes to
- * strtod in the C locale. A double that overflows is an error.
+ * A number at ps->p, into it: -?(0|[1-9][0-9]*)(.[0-9]+)?([eE][+-]?[0-9]+)?.
+ * With neither fraction nor exponent it is an int64 ("too big integer"
+ * beyond); otherwise a double, exact: a mantissa below 2^53 scaled by a
+ * power of ten up to 1e22 is one correctly rounded operation, and anything
+ * else goes to strtod in the C locale. A double that overflows is an
+ * error. 0 or an error (recorded).
  */
-static sl_value *parse_number(parser *ps)
+static int parse_number(parser *ps, sl__item *it)
 {
     const char *s = ps->p, *p = s, *end = ps->end;
     bool neg = false;
@@ -537,8 +597,7 @@ static sl_value *parse_number(parser *ps)
         for (; p < end && *p >= '0' && *p <= '9'; p++) {
             if (digits < 19) {
                 mant = mant * 10 + (uint64_t)(*p - '0');
-                if (mant != 0)
-                    digits++;
+                digits++;
             } else {
                 dropped++;
                 exact = false;
@@ -577,17 +636,15 @@ static sl_value *parse_number(parser *ps)
     }
     ps->p = p;
     size_t at = (size_t)(p - ps->buf);
+    it->v = NULL;
 
     if (!is_real) {
-        if (dropped > 0 || mant > (uint64_t)INT64_MAX + (neg ? 1 : 0)) {
-            perr(ps, SL_EPARSE, at, s, (size_t)(p - s),
-                 neg ? "too big negative integer" : "too big integer");
-            return NULL;
-        }
-        sl_value *v = sl_value_int(neg ? (int64_t)(0 - mant) : (int64_t)mant);
-        if (v == NULL)
-            perr(ps, SL_ENOMEM, 0, NULL, 0, "out of memory");
-        return v;
+        if (dropped > 0 || mant > (uint64_t)INT64_MAX + (neg ? 1 : 0))
+            return perr(ps, SL_EPARSE, at, s, (size_t)(p - s),
+                        neg ? "too big negative integer" : "too big integer");
+        it->kind = SL_TYPE_INT;
+        it->u.i = neg ? (int64_t)(0 - mant) : (int64_t)mant;
+        return 0;
     }
 
     double d;
@@ -595,16 +652,16 @@ static sl_value *parse_number(parser *ps)
     if (exact && mant <= (UINT64_C(1) << 53) && e >= -22 && e <= 22) {
         d = (double)mant;
         d = e < 0 ? d / exact_pow10[-e] : d * exact_pow10[e];
+        if (neg)
+            d = -d;
     } else {
         char tmp[64];
         char *copy = tmp;
         size_t n = (size_t)(p - s);
         if (n >= sizeof(tmp)) {
             copy = malloc(n + 1);
-            if (copy == NULL) {
-                perr(ps, SL_ENOMEM, 0, NULL, 0, "out of memory");
-                return NULL;
-            }
+            if (copy == NULL)
+                return nomem(ps);
         }
         memcpy(copy, s, n);
         copy[n] = '\0';
@@ -612,16 +669,12 @@ static sl_value *parse_number(parser *ps)
         d = c_locale != (locale_t)0 ? strtod_l(copy, NULL, c_locale) : strtod(copy, NULL);
         if (copy != tmp)
             free(copy);
-        if (isinf(d)) {
-            perr(ps, SL_EPARSE, at, s, n, "real number overflow");
-            return NULL;
-        }
-        neg = false;   /* strtod read the sign */
+        if (isinf(d))
+            return perr(ps, SL_EPARSE, at, s, n, "real number overflow");
     }
-    sl_value *v = sl_value_double(neg ? -d : d);
-    if (v == NULL)
-        perr(ps, SL_ENOMEM, 0, NULL, 0, "out of memory");
-    return v;
+    it->kind = SL_TYPE_DOUBLE;
+    it->u.d = d;
+    return 0;
 
 out_invalid:
     /* The token as far as it looks like one. */
@@ -630,8 +683,7 @@ out_invalid:
         p++;
     if (p < end && p == s)
         p++;
-    perr(ps, SL_EPARSE, (size_t)(p - ps->buf), s, (size_t)(p - s), "invalid token");
-    return NULL;
+    return perr(ps, SL_EPARSE, (size_t)(p - ps->buf), s, (size_t)(p - s), "invalid token");
 }
 
 /* true, false or null at ps->p; NULL (error recorded) for anything else. */
@@ -667,50 +719,20 @@ static int expected(parser *ps, const char *msg)
     return perr(ps, SL_EPARSE, (size_t)(ps->p - ps->buf) + 1, ps->p, 1, "%s", msg);
 }
 
-/* The container of the top frame, from its pending entries, which it takes
- * over. Top-level objects get room for a few more fields (a map stage adds
- * some) without growing. NULL on error (recorded). */
+/* The container of the top frame, built from its items, which it takes
+ * over. A top-level object gets room for a few more fields (a map stage
+ * adds some) without growing. NULL on error (recorded). */
 static sl_value *close_container(parser *ps)
 {
     frame *f = &ps->fr[ps->nfr - 1];
-    size_t n = ps->n - f->start;
-    pending *pe = ps->st + f->start;
-    sl_value *c;
-    if (f->object) {
-        size_t kbytes = 0;
-        for (size_t i = 0; i < n; i++)
-            kbytes += pe[i].klen + 1;
-        bool top = ps->nfr == 1;
-        c = sl__object_new_sized(n + (top ? 4 : 0), kbytes + (top ? 48 : 0));
-        if (c == NULL)
-            goto out_nomem;
-        for (size_t i = 0; i < n; i++) {
-            const char *k = pe[i].key != NULL ? pe[i].key : ps->keys.data + pe[i].koff;
-            sl_value *v = pe[i].v;
-            pe[i].v = NULL;
-            if (sl__object_setn(c, k, pe[i].klen, v) != 0) {
-                sl_value_unref(c);
-                goto out_nomem;
-            }
-        }
-    } else {
-        c = sl__array_new_sized(n);
-        if (c == NULL)
-            goto out_nomem;
-        for (size_t i = 0; i < n; i++) {
-            SL__ARRAY(c)->items[i] = pe[i].v;
-            pe[i].v = NULL;
-        }
-        SL__ARRAY(c)->len = n;
-    }
+    bool top = ps->nfr == 1;
+    sl_value *c = sl__container_build(f->object, ps->st + f->start, ps->n - f->start,
+                                      f->object && top ? 4 : 0, f->object && top ? 48 : 0);
     ps->n = f->start;
     ps->nfr--;
-    if (ps->nfr == 0)
-        ps->keys.len = 0;
+    if (c == NULL)
+        nomem(ps);
     return c;
-out_nomem:
-    perr(ps, SL_ENOMEM, 0, NULL, 0, "out of memory");
-    return NULL;
 }
 
 /* Open a container at ps->p (its bracket). */
@@ -734,118 +756,113 @@ static int open_container(parser *ps, bool object)
     }
     if (ps->nfr == ps->frcap &&
         grow((void **)&ps->fr, &ps->frcap, &ps->fr_heap, sizeof(frame)) != 0)
-        return perr(ps, SL_ENOMEM, 0, NULL, 0, "out of memory");
+        return nomem(ps);
     ps->fr[ps->nfr].object = object;
     ps->fr[ps->nfr].start = ps->n;
-    ps->fr[ps->nfr].open_at = at;
     ps->nfr++;
     ps->p++;
     return 0;
 }
 
+/* A new item on the stack (v NULL), or NULL on out of memory (recorded). */
+static sl__item *new_item(parser *ps)
+{
+    if (ps->n == ps->cap && grow((void **)&ps->st, &ps->cap, &ps->st_heap, sizeof(sl__item)) != 0) {
+        nomem(ps);
+        return NULL;
+    }
+    sl__item *it = &ps->st[ps->n++];
+    it->v = NULL;
+    it->kind = SL_TYPE_NULL;
+    it->key = NULL;
+    it->klen = 0;
+    return it;
+}
+
 /* Parse an object key at ps->p (a '"' was seen) and the ':' after it into
- * a new pending entry (value still NULL). */
+ * a new item, whose value comes next. */
 static int parse_key(parser *ps)
 {
     const char *k;
-    size_t koff, klen;
-    int rc = parse_string(ps, &ps->keys, &k, &koff, &klen);
+    size_t klen;
+    int rc = parse_string(ps, &k, &klen);
     if (rc != 0)
         return rc;
-    if (memchr(k != NULL ? k : ps->keys.data + koff, '\0', klen) != NULL)
+    /* Only an escape can put a NUL in (raw NULs were refused up front). */
+    if ((k < ps->buf || k >= ps->end) && memchr(k, '\0', klen) != NULL)
         return perr(ps, SL_EPARSE, (size_t)(ps->p - ps->buf), ps->p - 1, 1,
                     "NUL byte in object key not supported");
     skip_ws(ps);
     if (ps->p >= ps->end || *ps->p != ':')
         return expected(ps, "':' expected");
     ps->p++;
-    if (ps->n == ps->cap && grow((void **)&ps->st, &ps->cap, &ps->st_heap, sizeof(pending)) != 0)
-        return perr(ps, SL_ENOMEM, 0, NULL, 0, "out of memory");
-    pending *pe = &ps->st[ps->n++];
-    pe->v = NULL;
-    pe->key = k;
-    pe->koff = koff;
-    pe->klen = klen;
-    return 0;
-}
-
-/* Add v (a value inside the top container) to the pending stack. */
-static int push_value(parser *ps, sl_value *v)
-{
-    frame *f = &ps->fr[ps->nfr - 1];
-    if (f->object) {
-        ps->st[ps->n - 1].v = v;   /* its key is already there */
-        return 0;
-    }
-    if (ps->n == ps->cap && grow((void **)&ps->st, &ps->cap, &ps->st_heap, sizeof(pending)) != 0) {
-        sl_value_unref(v);
-        return perr(ps, SL_ENOMEM, 0, NULL, 0, "out of memory");
-    }
-    pending *pe = &ps->st[ps->n++];
-    pe->v = v;
-    pe->key = NULL;
-    pe->klen = 0;
+    sl__item *it = new_item(ps);
+    if (it == NULL)
+        return ps->rc;
+    it->key = k;
+    it->klen = klen;
     return 0;
 }
 
 /* The document; NULL with ps->rc set on error. */
 static sl_value *parse_document(parser *ps)
 {
-    sl_value *v;
+    sl__item scalar = {0};   /* a value outside any container */
     for (;;) {
-        /* A value. */
+        /* A value: into the top container's item (an object's was made
+         * with its key), a new array item, or scalar at the top. */
         skip_ws(ps);
         if (ps->p >= ps->end) {
             expected(ps, "unexpected token");
             return NULL;
         }
-        switch (*ps->p) {
-        case '{':
-            if (open_container(ps, true) != 0)
+        char c = *ps->p;
+        if (c == '{' || c == '[') {
+            bool object = c == '{';
+            if (open_container(ps, object) != 0)
                 return NULL;
             skip_ws(ps);
-            if (ps->p < ps->end && *ps->p == '}') {
+            if (ps->p < ps->end && *ps->p == (object ? '}' : ']')) {
                 ps->p++;
-                v = close_container(ps);
-                break;
+                sl_value *v = close_container(ps);
+                if (v == NULL)
+                    return NULL;
+                scalar.v = v;
+                goto have_value;
             }
-            if (ps->p >= ps->end || *ps->p != '"') {
-                expected(ps, "string or '}' expected");
-                return NULL;
-            }
-            if (parse_key(ps) != 0)
-                return NULL;
-            continue;
-        case '[':
-            if (open_container(ps, false) != 0)
-                return NULL;
-            skip_ws(ps);
-            if (ps->p < ps->end && *ps->p == ']') {
-                ps->p++;
-                v = close_container(ps);
-                break;
+            if (object) {
+                if (ps->p >= ps->end || *ps->p != '"') {
+                    expected(ps, "string or '}' expected");
+                    return NULL;
+                }
+                if (parse_key(ps) != 0)
+                    return NULL;
             }
             continue;
+        }
+        scalar.v = NULL;
+        switch (c) {
         case '"': {
             const char *s;
-            size_t off, len;
-            ps->str.len = 0;
-            if (parse_string(ps, &ps->str, &s, &off, &len) != 0)
+            size_t len;
+            if (parse_string(ps, &s, &len) != 0)
                 return NULL;
-            v = sl__string_new(s != NULL ? s : ps->str.data + off, len);
-            if (v == NULL)
-                perr(ps, SL_ENOMEM, 0, NULL, 0, "out of memory");
+            scalar.kind = SL_TYPE_STRING;
+            scalar.u.str.s = s;
+            scalar.u.str.len = len;
             break;
         }
         case '-':
         case '0': case '1': case '2': case '3': case '4':
         case '5': case '6': case '7': case '8': case '9':
-            v = parse_number(ps);
+            if (parse_number(ps, &scalar) != 0)
+                return NULL;
             break;
         case 't':
         case 'f':
         case 'n':
-            v = parse_literal(ps);
+            if ((scalar.v = parse_literal(ps)) == NULL)
+                return NULL;
             break;
         case ']':
         case '}':
@@ -854,11 +871,11 @@ static sl_value *parse_document(parser *ps)
             expected(ps, "unexpected token");
             return NULL;
         default: {
-            unsigned char c = (unsigned char)*ps->p;
-            if (c >= 0x80 && utf8_sequence((const unsigned char *)ps->p,
+            unsigned char u = (unsigned char)c;
+            if (u >= 0x80 && utf8_sequence((const unsigned char *)ps->p,
                                            (size_t)(ps->end - ps->p)) == 0) {
                 perr(ps, SL_EPARSE, (size_t)(ps->p - ps->buf) + 1, ps->p, 1,
-                     "unable to decode byte 0x%x", c);
+                     "unable to decode byte 0x%x", u);
                 return NULL;
             }
             const char *q = ps->p + 1;
@@ -869,16 +886,29 @@ static sl_value *parse_document(parser *ps)
         }
         }
 
-        /* After a value: close containers as far as they end here. */
+have_value:
+        /* Place the value, then close containers as far as they end here. */
         for (;;) {
-            if (v == NULL)
-                return NULL;
-            if (ps->nfr == 0)
+            if (ps->nfr == 0) {
+                if (scalar.v != NULL)
+                    return scalar.v;
+                sl_value *v = scalar.kind == SL_TYPE_INT      ? sl_value_int(scalar.u.i)
+                              : scalar.kind == SL_TYPE_DOUBLE ? sl_value_double(scalar.u.d)
+                                                              : sl__string_new(scalar.u.str.s,
+                                                                               scalar.u.str.len);
+                if (v == NULL)
+                    nomem(ps);
                 return v;
-            if (push_value(ps, v) != 0)
-                return NULL;
-            v = NULL;
+            }
             bool object = ps->fr[ps->nfr - 1].object;
+            sl__item *it = object ? &ps->st[ps->n - 1] : new_item(ps);
+            if (it == NULL) {
+                sl_value_unref(scalar.v);
+                return NULL;
+            }
+            it->v = scalar.v;
+            it->kind = scalar.kind;
+            it->u = scalar.u;
             skip_ws(ps);
             if (ps->p < ps->end && *ps->p == ',') {
                 ps->p++;
@@ -895,7 +925,9 @@ static sl_value *parse_document(parser *ps)
             }
             if (ps->p < ps->end && *ps->p == (object ? '}' : ']')) {
                 ps->p++;
-                v = close_container(ps);
+                scalar.v = close_container(ps);
+                if (scalar.v == NULL)
+                    return NULL;
                 continue;
             }
             expected(ps, object ? "'}' expected" : "']' expected");
@@ -954,17 +986,16 @@ int sl_json_parse(const char *buf, size_t len, const sl_json_limits *limits,
         return SL_EPARSE;
     }
 
-    pending st[32];
+    sl__item st[32];
     frame fr[8];
-    char keys[256], str[256];
+    char first_chunk[256];
     parser ps = {
         .buf = buf, .len = len, .p = buf, .end = buf + len,
         .max_depth = max_depth > SL__PARSER_MAX_DEPTH ? SL__PARSER_MAX_DEPTH : max_depth,
         .depth_is_parser_max = max_depth > SL__PARSER_MAX_DEPTH,
         .st = st, .cap = sizeof(st) / sizeof(st[0]),
         .fr = fr, .frcap = sizeof(fr) / sizeof(fr[0]),
-        .keys = {keys, 0, sizeof(keys), false},
-        .str = {str, 0, sizeof(str), false},
+        .ar = {first_chunk, sizeof(first_chunk), NULL, 4096},
         .err = err,
     };
     sl_value *doc = parse_document(&ps);
@@ -982,10 +1013,7 @@ int sl_json_parse(const char *buf, size_t len, const sl_json_limits *limits,
         free(ps.st);
     if (ps.fr_heap)
         free(ps.fr);
-    if (ps.keys.heap)
-        free(ps.keys.data);
-    if (ps.str.heap)
-        free(ps.str.data);
+    arena_free(&ps.ar);
     if (doc == NULL)
         return ps.rc != 0 ? ps.rc : SL_EPARSE;
     *out = doc;
@@ -1140,10 +1168,12 @@ static size_t format_int(int64_t i, char *p)
 static const double pow10_table[] = {1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9};
 
 /*
- * Fast path for doubles with few decimals (12.5, 0.001): the first k
- * for which m = d * 10^k is an integer below 2^53 and m / 10^k == d.
- * Both m and 10^k are exact, so that division is correctly rounded — it
- * is exactly what reading "m e-k" back gives — and the text round-trips.
+ * Fast path for doubles with few decimals (12.5, 0.001, 102.2 / 1000): the
+ * first k for which m, the integer nearest d * 10^k, is below 2^53 and
+ * m / 10^k == d. Both m and 10^k are exact, so that division is correctly
+ * rounded — it is exactly what reading "m e-k" back gives — and the text
+ * round-trips. (The product itself may be inexact: 0.1022 * 1e4 is
+ * 1021.9999999999999, whose nearest integer is the right m.)
  * Returns the length written to p, or 0 if no such k <= 9 exists.
  */
 static size_t format_short_decimal(double d, char *p)
@@ -1152,10 +1182,10 @@ static size_t format_short_decimal(double d, char *p)
     if (!(a >= 1e-4 && a < 1e15))
         return 0;
     for (int k = 1; k < 10; k++) {
-        double m = a * pow10_table[k];
+        double m = nearbyint(a * pow10_table[k]);
         if (m >= 9007199254740992.0)
             return 0;
-        if (m != trunc(m) || m / pow10_table[k] != a)
+        if (m / pow10_table[k] != a)
             continue;
         char digits[20];
         size_t nd = format_uint((uint64_t)m, digits), len = 0;

@@ -31,9 +31,9 @@
 #include "sluice/error.h"
 #include "sluice/value.h"
 
-sl_value sl__null_value = {SL__STATIC_REFCOUNT, SL_TYPE_NULL, 0};
-sl_value sl__true_value = {SL__STATIC_REFCOUNT, SL_TYPE_BOOL, 0};
-sl_value sl__false_value = {SL__STATIC_REFCOUNT, SL_TYPE_BOOL, 0};
+sl_value sl__null_value = {SL__STATIC_REFCOUNT, SL_TYPE_NULL, 0, 0};
+sl_value sl__true_value = {SL__STATIC_REFCOUNT, SL_TYPE_BOOL, 0, 0};
+sl_value sl__false_value = {SL__STATIC_REFCOUNT, SL_TYPE_BOOL, 0, 0};
 
 const char *sl_type_name(sl_type t)
 {
@@ -63,6 +63,7 @@ static inline void header_init(sl_value *v, sl_type t)
     v->refcount = 1;
     v->type = (uint8_t)t;
     v->inline_block = 0;
+    v->embedded = 0;
 }
 
 sl_value *sl_value_null(void)
@@ -184,11 +185,20 @@ sl_value *sl_value_object(void)
 
 /* ------------------------------------------------------------ references */
 
+/* The value whose count v's references are: v, or the container an
+ * embedded scalar lives in. */
+static inline sl_value *owner(const sl_value *v)
+{
+    if (v->embedded)
+        return (sl_value *)((const char *)v - v->refcount);
+    return (sl_value *)v;
+}
+
 /* True if someone besides the caller holds a reference to v. The acquire
  * load pairs with the release in other holders' sl_value_unref. */
 static inline bool is_shared(const sl_value *v)
 {
-    uint32_t rc = __atomic_load_n(&v->refcount, __ATOMIC_ACQUIRE);
+    uint32_t rc = __atomic_load_n(&owner(v)->refcount, __ATOMIC_ACQUIRE);
     return rc > 1 && rc != SL__STATIC_REFCOUNT;
 }
 
@@ -196,8 +206,19 @@ static inline bool is_shared(const sl_value *v)
 sl_value *sl_value_ref(sl_value *v)
 {
     if (v != NULL && v->type > SL_TYPE_BOOL)
-        __atomic_add_fetch(&v->refcount, 1, __ATOMIC_RELAXED);
+        __atomic_add_fetch(&owner(v)->refcount, 1, __ATOMIC_RELAXED);
     return v;
+}
+
+static void value_free(sl_value *v);
+
+/* Container c lets go of its child v: an embedded scalar of c's own is
+ * only forgotten, anything else loses c's reference. */
+static inline void drop_child(const sl_value *c, sl_value *v)
+{
+    if (v->embedded && owner(v) == c)
+        return;
+    sl_value_unref(v);
 }
 
 /* Free v, whose last reference is gone, dropping its references to its
@@ -208,7 +229,7 @@ static void value_free(sl_value *v)
     case SL_TYPE_ARRAY: {
         sl__array *a = SL__ARRAY(v);
         for (size_t i = 0; i < a->len; i++)
-            sl_value_unref(a->items[i]);
+            drop_child(v, a->items[i]);
         if (!v->inline_block)
             free(a->items);
         break;
@@ -216,7 +237,7 @@ static void value_free(sl_value *v)
     case SL_TYPE_OBJECT: {
         sl__object *o = SL__OBJECT(v);
         for (size_t i = 0; i < o->len; i++)
-            sl_value_unref(o->m[i].value);
+            drop_child(v, o->m[i].value);
         if (!v->inline_block)
             free(o->m);
         free(o->index);
@@ -235,6 +256,7 @@ void sl_value_unref(sl_value *v)
 {
     if (v == NULL || v->type <= SL_TYPE_BOOL)
         return;
+    v = owner(v);
     /* The sole holder needs no read-modify-write: nobody else can be
      * changing the count (an acquire load orders us after past holders). */
     if (__atomic_load_n(&v->refcount, __ATOMIC_ACQUIRE) == 1 ||
@@ -382,10 +404,163 @@ int sl__object_setn(sl_value *ov, const char *key, size_t klen, sl_value *v)
     if (at >= 0) {
         sl_value *old = o->m[at].value;
         o->m[at].value = v;
-        sl_value_unref(old);
+        drop_child(ov, old);
         return 0;
     }
     return obj_append(o, key, klen, v);
+}
+
+/* ------------------------------------------------------------ building */
+
+static inline size_t align8(size_t n)
+{
+    return (n + 7) & ~(size_t)7;
+}
+
+/* Bytes an embedded scalar of item it takes. */
+static inline size_t embedded_size(const sl__item *it)
+{
+    if (it->kind == SL_TYPE_STRING)
+        return align8(sizeof(sl__string) + it->u.str.len + 1);
+    return sizeof(sl__int);   /* sl__double is the same size */
+}
+
+/* Item it as a value of its own (for a container too large to embed). */
+static sl_value *box(const sl__item *it)
+{
+    switch (it->kind) {
+    case SL_TYPE_INT:
+        return sl_value_int(it->u.i);
+    case SL_TYPE_DOUBLE:
+        return sl_value_double(it->u.d);
+    default:
+        return sl__string_new(it->u.str.s, it->u.str.len);
+    }
+}
+
+/* Write item it as an embedded scalar of container c at p. */
+static sl_value *embed(sl_value *c, char *p, const sl__item *it)
+{
+    sl_value *v = (sl_value *)p;
+    v->refcount = (uint32_t)(p - (char *)c);
+    v->type = it->kind;
+    v->inline_block = 0;
+    v->embedded = 1;
+    switch (it->kind) {
+    case SL_TYPE_INT:
+        SL__INT(v)->i = it->u.i;
+        break;
+    case SL_TYPE_DOUBLE:
+        SL__DOUBLE(v)->d = it->u.d;
+        break;
+    default:
+        SL__STRING(v)->len = it->u.str.len;
+        if (it->u.str.len > 0)
+            memcpy(SL__STRING(v)->bytes, it->u.str.s, it->u.str.len);
+        SL__STRING(v)->bytes[it->u.str.len] = '\0';
+        break;
+    }
+    return v;
+}
+
+/* Add member key -> v to o, built with room for it; a repeated key keeps
+ * its position and takes the new value. */
+static void build_put(sl__object *o, const char *key, size_t klen, sl_value *v)
+{
+    ptrdiff_t at = -1;
+    if (o->index != NULL) {
+        at = obj_find(o, key, klen);
+    } else {
+        for (size_t j = 0; j < o->len; j++) {
+            const sl__member *m = &o->m[j];
+            if (m->klen == klen && (klen == 0 || m->key[0] == key[0]) &&
+                memcmp(m->key, key, klen) == 0) {
+                at = (ptrdiff_t)j;
+                break;
+            }
+        }
+    }
+    if (at >= 0) {
+        sl_value *old = o->m[at].value;
+        o->m[at].value = v;
+        drop_child(&o->h, old);
+        return;
+    }
+    char *k = o->keys + o->kused;
+    memcpy(k, key, klen);
+    k[klen] = '\0';
+    o->kused += klen + 1;
+    sl__member *m = &o->m[o->len++];
+    m->key = k;
+    m->klen = klen;
+    m->value = v;
+    if (o->index != NULL)
+        index_put(o, o->len - 1);
+    else if (o->len > SL__OBJ_INDEX_MIN)
+        (void)index_rebuild(o);   /* without an index, lookups scan */
+}
+
+sl_value *sl__container_build(bool object, sl__item *items, size_t n, size_t extra_members,
+                              size_t extra_kbytes)
+{
+    size_t kbytes = extra_kbytes, sbytes = 0, cap = n + extra_members;
+    for (size_t i = 0; i < n; i++) {
+        if (object)
+            kbytes += items[i].klen + 1;
+        if (items[i].v == NULL)
+            sbytes += embedded_size(&items[i]);
+    }
+    size_t head = object ? sizeof(sl__object) + cap * sizeof(sl__member) + kbytes
+                         : sizeof(sl__array) + cap * sizeof(sl_value *);
+    head = align8(head);
+    /* Embedded scalars find their container by a 32-bit offset. */
+    bool do_embed = head + sbytes <= UINT32_MAX;
+    sl_value *c = malloc(head + (do_embed ? sbytes : 0));
+    if (c == NULL)
+        goto out_drop;
+    header_init(c, object ? SL_TYPE_OBJECT : SL_TYPE_ARRAY);
+    c->inline_block = 1;
+    sl__object *o = SL__OBJECT(c);
+    sl__array *a = SL__ARRAY(c);
+    if (object) {
+        o->m = (sl__member *)(o + 1);
+        o->len = 0;
+        o->cap = cap;
+        o->keys = (char *)(o->m + cap);
+        o->kused = 0;
+        o->kcap = kbytes;
+        o->index = NULL;
+        o->index_cap = 0;
+    } else {
+        a->items = (sl_value **)(a + 1);
+        a->len = 0;
+        a->cap = cap;
+    }
+    char *sp = (char *)c + head;
+    for (size_t i = 0; i < n; i++) {
+        sl_value *v = items[i].v;
+        items[i].v = NULL;
+        if (v == NULL) {
+            if (do_embed) {
+                v = embed(c, sp, &items[i]);
+                sp += embedded_size(&items[i]);
+            } else if ((v = box(&items[i])) == NULL) {
+                sl_value_unref(c);
+                goto out_drop;
+            }
+        }
+        if (object)
+            build_put(o, items[i].key, items[i].klen, v);
+        else
+            a->items[a->len++] = v;
+    }
+    return c;
+out_drop:
+    for (size_t i = 0; i < n; i++) {
+        sl_value_unref(items[i].v);
+        items[i].v = NULL;
+    }
+    return NULL;
 }
 
 /* ------------------------------------------------------------ copy */
@@ -707,7 +882,7 @@ int sl_array_set(sl_value *a, size_t i, sl_value *item)
     }
     sl_value *old = SL__ARRAY(a)->items[i];
     SL__ARRAY(a)->items[i] = item;
-    sl_value_unref(old);
+    drop_child(a, old);
     return 0;
 out_drop:
     sl_value_unref(item);
@@ -725,7 +900,7 @@ sl_value *sl_array_get_mut(sl_value *a, size_t i)
     if (copy == NULL)
         return NULL;
     SL__ARRAY(a)->items[i] = copy;
-    sl_value_unref(item);
+    drop_child(a, item);
     return copy;
 }
 
@@ -790,7 +965,7 @@ int sl_object_del(sl_value *ov, const char *key)
     o->len--;
     if (o->index != NULL)
         (void)index_rebuild(o);   /* without an index, lookups scan */
-    sl_value_unref(old);
+    drop_child(ov, old);
     return 0;
 }
 
@@ -809,7 +984,7 @@ sl_value *sl_object_get_mut(sl_value *o, const char *key)
     if (copy == NULL)
         return NULL;
     SL__OBJECT(o)->m[at].value = copy;
-    sl_value_unref(item);
+    drop_child(o, item);
     return copy;
 }
 

@@ -38,9 +38,11 @@
 #define SL__OBJ_INDEX_MIN 16
 
 struct sl_value {
-    uint32_t refcount;      /* atomic; SL__STATIC_REFCOUNT for singletons */
+    uint32_t refcount;      /* atomic; SL__STATIC_REFCOUNT for singletons;
+                             * embedded: offset back to the owner (constant) */
     uint8_t type;           /* sl_type */
     uint8_t inline_block;   /* array/object: items or block in this allocation */
+    uint8_t embedded;       /* a scalar inside its container's allocation */
 };
 
 typedef struct sl__int {
@@ -109,6 +111,34 @@ sl_value *sl__object_new_sized(size_t cap, size_t kbytes);
  * failure): an existing key keeps its position and drops its old value, a
  * new key goes last. 0 or SL_ENOMEM. */
 int sl__object_setn(sl_value *o, const char *key, size_t klen, sl_value *v);
+
+/* One element of a container being built: a value already made (v), or a
+ * scalar to embed (v NULL, kind SL_TYPE_INT, _DOUBLE or _STRING). key is
+ * used for objects only (no NUL inside). */
+typedef struct sl__item {
+    sl_value *v;            /* owned; NULL for a scalar to embed */
+    uint8_t kind;
+    const char *key;
+    size_t klen;
+    union {
+        int64_t i;
+        double d;
+        struct {
+            const char *s;
+            size_t len;
+        } str;
+    } u;
+} sl__item;
+
+/*
+ * An object (object true: items[i].key set; a repeated key keeps its
+ * first position and its last value) or an array of the n items, in one
+ * allocation with the scalars embedded, plus room for extra_members more
+ * members and extra_kbytes key bytes. Takes ownership of every items[i].v,
+ * also on failure (set to NULL). NULL on out of memory.
+ */
+sl_value *sl__container_build(bool object, sl__item *items, size_t n, size_t extra_members,
+                              size_t extra_kbytes);
 
 /* About the bytes v would take as compact JSON, without serialising it
  * (exact for strings that need no escapes, 8 bytes per number). NULL
