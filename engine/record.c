@@ -22,6 +22,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "engine/mem.h"
 #include "engine/record_internal.h"
 #include "engine/value_internal.h"
 #include "sluice/error.h"
@@ -117,7 +118,7 @@ static sl_record *record_alloc(size_t cap)
 {
     if (cap > SIZE_MAX - sizeof(sl_record) - 1)
         return NULL;
-    sl_record *r = malloc(sizeof(*r) + cap + 1);
+    sl_record *r = sl__mem_alloc(sizeof(*r) + cap + 1);
     if (r == NULL)
         return NULL;
     r->fields = NULL;
@@ -171,7 +172,7 @@ void sl_record_free(sl_record *r)
     if (r->payload != r->inline_buf)
         free(r->payload);
     free((char *)r->pos.locator);
-    free(r);
+    sl__mem_free(r);
 }
 
 /*
@@ -203,7 +204,7 @@ sl_record *sl_record_copy(const sl_record *r)
     c->fields_size = r->fields_size;
     return c;
 out_free_c:
-    free(c);
+    sl__mem_free(c);
     return NULL;
 }
 

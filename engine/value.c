@@ -27,6 +27,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "engine/mem.h"
 #include "engine/value_internal.h"
 #include "sluice/error.h"
 #include "sluice/value.h"
@@ -78,7 +79,7 @@ sl_value *sl_value_bool(bool b)
 
 sl_value *sl_value_int(int64_t i)
 {
-    sl__int *v = malloc(sizeof(*v));
+    sl__int *v = sl__mem_alloc(sizeof(*v));
     if (v == NULL)
         return NULL;
     header_init(&v->h, SL_TYPE_INT);
@@ -91,7 +92,7 @@ sl_value *sl_value_double(double d)
 {
     if (!isfinite(d))
         return &sl__null_value;
-    sl__double *v = malloc(sizeof(*v));
+    sl__double *v = sl__mem_alloc(sizeof(*v));
     if (v == NULL)
         return NULL;
     header_init(&v->h, SL_TYPE_DOUBLE);
@@ -103,7 +104,7 @@ sl_value *sl__string_new(const char *s, size_t len)
 {
     if (len > SIZE_MAX - sizeof(sl__string) - 1)
         return NULL;
-    sl__string *v = malloc(sizeof(*v) + len + 1);
+    sl__string *v = sl__mem_alloc(sizeof(*v) + len + 1);
     if (v == NULL)
         return NULL;
     header_init(&v->h, SL_TYPE_STRING);
@@ -133,7 +134,7 @@ sl_value *sl__array_new_sized(size_t cap)
 {
     if (cap > (SIZE_MAX - sizeof(sl__array)) / sizeof(sl_value *))
         return NULL;
-    sl__array *a = malloc(sizeof(*a) + cap * sizeof(sl_value *));
+    sl__array *a = sl__mem_alloc(sizeof(*a) + cap * sizeof(sl_value *));
     if (a == NULL)
         return NULL;
     header_init(&a->h, SL_TYPE_ARRAY);
@@ -162,7 +163,7 @@ sl_value *sl__object_new_sized(size_t cap, size_t kbytes)
     size_t bs = block_size(cap, kbytes, &overflow);
     if (overflow || bs > SIZE_MAX - sizeof(sl__object))
         return NULL;
-    sl__object *o = malloc(sizeof(*o) + bs);
+    sl__object *o = sl__mem_alloc(sizeof(*o) + bs);
     if (o == NULL)
         return NULL;
     header_init(&o->h, SL_TYPE_OBJECT);
@@ -246,7 +247,7 @@ static void value_free(sl_value *v)
     default:
         break;
     }
-    free(v);
+    sl__mem_free(v);
 }
 
 /* Drop one reference; the last one frees the value. Null and the booleans
@@ -515,7 +516,7 @@ sl_value *sl__container_build(bool object, sl__item *items, size_t n, size_t ext
     head = align8(head);
     /* Embedded scalars find their container by a 32-bit offset. */
     bool do_embed = head + sbytes <= UINT32_MAX;
-    sl_value *c = malloc(head + (do_embed ? sbytes : 0));
+    sl_value *c = sl__mem_alloc(head + (do_embed ? sbytes : 0));
     if (c == NULL)
         goto out_drop;
     header_init(c, object ? SL_TYPE_OBJECT : SL_TYPE_ARRAY);
