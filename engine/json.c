@@ -379,8 +379,8 @@ static const unsigned char str_class[256] = {
     1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
 };
 
-/* Eight bytes at p, in memory order as a little- or big-endian word does
- * not matter for the tests below (they look at every byte alike). */
+/* Eight bytes at p as a word (the tests below look at every byte alike;
+ * first_flagged knows the byte order). */
 static inline uint64_t load8(const char *p)
 {
     uint64_t w;
@@ -391,15 +391,28 @@ static inline uint64_t load8(const char *p)
 #define ONES   UINT64_C(0x0101010101010101)
 #define HIGHS  UINT64_C(0x8080808080808080)
 
-/* Nonzero if any of the eight bytes of w is '"', '\\', below 0x20 or
- * 0x80 and above (the bytes a string scan must stop at). Exact for each
- * byte: no borrow crosses bytes because bytes >= 0x80 are flagged anyway. */
+/* The high bit of each byte of w that is '"', '\\', below 0x20, or 0x80
+ * and above: the bytes a string scan must stop at. Nonzero exactly when
+ * one is there; a borrow only starts at such a byte and runs toward
+ * the high end, so on a little-endian machine the first flagged byte is
+ * the first such byte (and the byte loop after the word loop checks it
+ * anyway). */
 static inline uint64_t special8(uint64_t w)
 {
     uint64_t q = w ^ (ONES * '"');
     uint64_t b = w ^ (ONES * '\\');
     uint64_t t = ((q - ONES) & ~q) | ((b - ONES) & ~b) | (w - ONES * 0x20) | w;
     return t & HIGHS;
+}
+
+/* Index of the first byte (in memory order) whose high bit m has set. */
+static inline size_t first_flagged(uint64_t m)
+{
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
+    return (size_t)__builtin_clzll(m) / 8;
+#else
+    return (size_t)__builtin_ctzll(m) / 8;
+#endif
 }
 
 /* Four hex digits at p (room checked by the caller) as a number, or -1. */
@@ -504,8 +517,14 @@ static int parse_string(parser *ps, const char **out, size_t *out_len)
     const char *run = start;    /* start of the bytes not yet copied to dst */
 
     for (;;) {
-        while (end - p >= 8 && special8(load8(p)) == 0)
+        while (end - p >= 8) {
+            uint64_t m = special8(load8(p));
+            if (m != 0) {
+                p += first_flagged(m);
+                break;
+            }
             p += 8;
+        }
         while (p < end && str_class[(unsigned char)*p] == 0)
             p++;
         if (p >= end)
@@ -975,17 +994,6 @@ int sl_json_parse(const char *buf, size_t len, const sl_json_limits *limits,
         error_set(err, 0, 0, max_bytes, text);
         return SL_ELIMIT;
     }
-    /* In JSON text a raw NUL is never valid (inside strings it is
-     * "\u0000"); finding it first gives the one clear message. */
-    const char *nul = memchr(buf, '\0', len);
-    if (nul != NULL) {
-        int line, column;
-        size_t at = (size_t)(nul - buf);
-        locate(buf, at, &line, &column);
-        error_set(err, line, column, at, "NUL byte in JSON text");
-        return SL_EPARSE;
-    }
-
     sl__item st[32];
     frame fr[8];
     char first_chunk[256];
@@ -1014,8 +1022,20 @@ int sl_json_parse(const char *buf, size_t len, const sl_json_limits *limits,
     if (ps.fr_heap)
         free(ps.fr);
     arena_free(&ps.ar);
-    if (doc == NULL)
+    if (doc == NULL) {
+        /* In JSON text a raw NUL is never valid (inside strings it is
+         * "\u0000"), so a text holding one always fails: looking for it
+         * only then gives the one clear message without a pass over every
+         * document. A depth limit hit first stays the reason. */
+        const char *nul = ps.rc == SL_EPARSE ? memchr(buf, '\0', len) : NULL;
+        if (nul != NULL) {
+            int line, column;
+            size_t at = (size_t)(nul - buf);
+            locate(buf, at, &line, &column);
+            error_set(err, line, column, at, "NUL byte in JSON text");
+        }
         return ps.rc != 0 ? ps.rc : SL_EPARSE;
+    }
     *out = doc;
     return 0;
 }
@@ -1077,6 +1097,20 @@ static int dump_string(const char *str, size_t n, sl_buf *out)
     /* Room for the common case: nothing to escape. */
     if (room(out, n + 2) != 0)
         return SL_ENOMEM;
+    /* Plain ASCII with nothing to escape (keys, most values): one copy. */
+    size_t plain = 0;
+    while (n - plain >= 8 && special8(load8(str + plain)) == 0)
+        plain += 8;
+    while (plain < n && byte_class[s[plain]] == 0)
+        plain++;
+    if (plain == n) {
+        char *d = out->data + out->len;
+        d[0] = '"';
+        memcpy(d + 1, str, n);
+        d[n + 1] = '"';
+        out->len += n + 2;
+        return 0;
+    }
     out->data[out->len++] = '"';
     while (i < n) {
         size_t run = i;

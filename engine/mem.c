@@ -179,6 +179,10 @@ void *sl__mem_alloc(size_t size)
     }
     lc->head = b->next;
     lc->n--;
+    /* The next block was most likely last written on another CPU: start
+     * fetching it now rather than on the next call. */
+    if (lc->head != NULL)
+        __builtin_prefetch(lc->head, 1);
     header *h = (header *)b;
     h->cls = (uint32_t)k;
     return (char *)h + HEADER;
