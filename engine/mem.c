@@ -23,6 +23,8 @@
 #endif
 #endif
 
+#ifndef SL__MEM_PASSTHROUGH
+
 #define HEADER 16
 #define BATCH 64
 /* Bytes each class may keep on its global list before batches go back to
@@ -47,7 +49,6 @@ typedef struct header {
 
 _Static_assert(sizeof(header) == HEADER, "header is 16 bytes");
 
-#ifndef SL__MEM_PASSTHROUGH
 
 typedef struct local_class {
     free_block *head;
