@@ -41,6 +41,7 @@ int sl__cli_validate(int argc, char **argv);
 int sl__cli_graph(int argc, char **argv);
 int sl__cli_stages(int argc, char **argv);
 int sl__cli_metrics(int argc, char **argv);
+int sl__cli_report(int argc, char **argv);
 
 /* ------------------------------------------------------------------ */
 /* Shared by the commands (cli_common.c)                               */

@@ -21,6 +21,8 @@ static const char main_usage[] =
     "  graph PIPELINE.yaml     print the stage graph as Graphviz DOT\n"
     "  metrics SNAPSHOT        show a metrics snapshot as tables and name\n"
     "                          the bottleneck\n"
+    "  report HISTORY -o FILE  draw a metrics history as an HTML page with\n"
+    "                          charts\n"
     "  version                 print the version\n"
     "  help [COMMAND]          show help (also: COMMAND --help)\n"
     "\n"
@@ -38,6 +40,7 @@ static const struct {
     {"stages", sl__cli_stages},
     {"graph", sl__cli_graph},
     {"metrics", sl__cli_metrics},
+    {"report", sl__cli_report},
 };
 
 static int version(void)
@@ -58,7 +61,8 @@ static command_fn find(const char *name)
 static int unknown(const char *name)
 {
     static const char *const names[] = {"run",     "validate", "stages",
-                                        "graph",   "metrics",  "version",
+                                        "graph",   "metrics",  "report",
+                                        "version",
                                         "help",    NULL};
     const char *near = sl__diag_suggest(name, names, SIZE_MAX);
     if (near != NULL)

@@ -13,6 +13,7 @@
 #include "engine/run.h"
 #include "engine/signals.h"
 #include "engine/stage_ctx.h"
+#include "engine/watchdog.h"
 #include "metrics/endpoint.h"
 #include "sluice/error.h"
 
@@ -21,7 +22,8 @@ static const char run_usage[] =
     "\n"
     "Run a pipeline until its sources are exhausted, it is stopped\n"
     "(SIGINT/SIGTERM: drain and exit 0; a second signal forces a stop, exit\n"
-    "3), or a stage fails (exit 1). SIGUSR1 prints every stage's state.\n"
+    "3), or a stage fails (exit 1). SIGUSR1 prints every stage's state\n"
+    "(also served at /debug/stages by the metrics endpoint).\n"
     "\n"
     "Options:\n"
     "  --set VAR=VALUE      set ${VAR} for the pipeline file (repeatable;\n"
@@ -29,10 +31,16 @@ static const char run_usage[] =
     "  --metrics-file PATH  write the metrics snapshot here (overrides\n"
     "                       metrics.file)\n"
     "  --metrics-listen HOST:PORT\n"
-    "                       serve /metrics (Prometheus), /health and\n"
-    "                       /snapshot over HTTP while the run goes\n"
-    "                       (overrides metrics.listen; an empty HOST is\n"
-    "                       127.0.0.1, port 0 picks a free one)\n"
+    "                       serve /metrics (Prometheus), /health,\n"
+    "                       /snapshot and /debug/stages over HTTP while\n"
+    "                       the run goes (overrides metrics.listen; an\n"
+    "                       empty HOST is 127.0.0.1, port 0 picks a free\n"
+    "                       one)\n"
+    "  --trace PATH         write an activity trace when the run ends:\n"
+    "                       per worker busy / blocked / idle spans, queue\n"
+    "                       depths, retries, errors, breaker changes,\n"
+    "                       stalls and signals, as Chrome trace-event JSON\n"
+    "                       (open in ui.perfetto.dev; docs/debugging.md)\n"
     "  --plugin PATH        load a stage plugin (repeatable)\n"
     "  --quiet, -q          no progress line and no summary table\n"
     "  --log-level LEVEL    error, warn, info (default) or debug\n"
@@ -98,6 +106,12 @@ static int live_snapshot(void *arg, sl__run_snapshot *out)
     return sl__run_snapshot_take(arg, NULL, out);
 }
 
+/* /debug/stages: what SIGUSR1 prints. Runs on the endpoint's thread. */
+static int live_stages(void *arg, sl_buf *out)
+{
+    return sl__run_describe(arg, out);
+}
+
 /* ------------------------------------------------------------------ */
 
 typedef struct run_args {
@@ -106,6 +120,7 @@ typedef struct run_args {
     sl__strvec plugins;
     const char *metrics_file;
     const char *metrics_listen;
+    const char *trace;
     bool quiet;
 } run_args;
 
@@ -153,6 +168,13 @@ static int parse_args(int argc, char **argv, run_args *a)
             if (v == NULL)
                 return SL__EXIT_USAGE;
             a->metrics_listen = v;
+            continue;
+        }
+        if ((v = sl__cli_opt_value(argc, argv, &i, "--trace", &m)) != NULL ||
+            m) {
+            if (v == NULL)
+                return SL__EXIT_USAGE;
+            a->trace = v;
             continue;
         }
         if ((v = sl__cli_opt_value(argc, argv, &i, "--log-level", &m)) != NULL ||
@@ -221,6 +243,7 @@ static int run_loaded(const sl__loaded *l, const run_args *a)
         .progress = live ? show_progress : NULL,
         .progress_arg = &prog,
         .metrics_off = metrics_off,
+        .trace_path = a->trace,
     };
     int exit_code = SL__EXIT_FAILED;
     sl_diag *diag = sl__diag_create();
@@ -240,8 +263,9 @@ static int run_loaded(const sl__loaded *l, const run_args *a)
                                                         : cfg->metrics.listen;
     if (listen_addr != NULL) {
         char err[256];
-        rc = sl__metrics_server_start(listen_addr, live_snapshot, run, err,
-                                      sizeof(err), &server);
+        rc = sl__metrics_server_start_debug(listen_addr, live_snapshot,
+                                            live_stages, run, err,
+                                            sizeof(err), &server);
         if (rc != 0) {
             sl__cli_error("metrics endpoint: %s",
                           rc == SL_ENOMEM ? "out of memory" : err);

@@ -41,13 +41,9 @@ static const char *stage_state(const sl__run *run, const run_stage *st,
             starting++;
         if (state == SL__WS_RETRYING)
             retrying = true;
-        if (!st->source && limit > 0 &&
-            (state == SL__WS_PROCESSING || state == SL__WS_FLUSHING)) {
-            int64_t hb = atomic_load_explicit(&w->counters.heartbeat_ns,
-                                              memory_order_relaxed);
-            if (hb > 0 && now - hb >= limit)
-                return "stalled";
-        }
+        if (limit > 0 &&
+            sl__run_worker_stuck(run, st->index, k, now))
+            return "stalled";
     }
     if (done == st->n_workers)
         return "done";
@@ -166,7 +162,7 @@ int sl__run_snapshot_take(sl__run *run, const sl__run_snapshot *prev,
         s->name = st->conf->name;
         s->type = st->desc->name;
         s->kind = st->desc->kind;
-        s->state = stage_state(run, st, now);
+        s->state = stage_state(run, st, sl__run_clock_now(run));
         s->workers = st->n_workers;
         s->inputs = out->input_store + next_input;
         for (size_t k = 0; k < st->n_in; k++)

@@ -150,9 +150,12 @@ static int outbox_send(run_worker *w, outbox *ob)
     if (n == 0)
         return 0;
     int64_t t0 = sl__run_now();
+    atomic_store_explicit(&w->wait_since_ns, t0, memory_order_relaxed);
     int rc = sl_chan_send_batch(ob->ch, w->st->run->root, ob->items, n);
     int64_t t1 = sl__run_now();
+    atomic_store_explicit(&w->wait_since_ns, 0, memory_order_relaxed);
     add_ns(&w->blocked_send_ns, t1 - t0);
+    sl__trace_wait(w->trace, SL__TRACE_BLOCKED, t0, t1);
     atomic_store_explicit(&ob->n, 0, memory_order_relaxed);
     set_now(w, t1);
     return rc;
@@ -179,8 +182,7 @@ static int flush_outboxes(run_worker *w)
     }
     /* Time spent blocked handing records on is not a stall. */
     if (prev == SL__WS_PROCESSING || prev == SL__WS_FLUSHING)
-        atomic_store_explicit(&w->counters.heartbeat_ns, w->now_ns,
-                              memory_order_relaxed);
+        sl__run_pulse(w, w->now_ns);
     sl__worker_set_state(&w->counters, (sl__worker_state)prev);
     return first;
 }
@@ -262,8 +264,7 @@ static int run_emit(sl_stage_ctx *sc, sl_record *rec)
             }
         }
         set_now(w, sl__run_now());
-        atomic_store_explicit(&w->counters.heartbeat_ns, w->now_ns,
-                              memory_order_relaxed);
+        sl__run_pulse(w, w->now_ns);
     }
     int rc = 0;
     for (size_t i = 0; i < st->n_out; i++) {
@@ -436,7 +437,8 @@ static int attempt(run_worker *w, sl_record *rec, bool *consumed)
     if (timed && w->now_stale)
         set_now(w, sl__run_now());
     int64_t t0 = w->now_ns;
-    atomic_store_explicit(&w->counters.heartbeat_ns, t0, memory_order_relaxed);
+    sl__watch_hold(&w->watch, rec);
+    sl__run_pulse(w, t0);
     sl__worker_set_state(&w->counters, SL__WS_PROCESSING);
     int rc = call_process(w, rec);
     if (timed) {
@@ -502,6 +504,7 @@ static int process_one(run_worker *w, sl_record *rec)
             return STEP_STOP;
         }
     }
+    sl__trace_error(w->trace, w->now_ns, sl__stage_ctx_reason(&w->sc, rc));
     sl__count(&w->counters.errors, 1);
     switch (st->conf->on_error) {
     case SL_ON_ERROR_SKIP:
@@ -545,8 +548,7 @@ static int stage_flush(run_worker *w, bool final)
     sl__stage_ctx_clear_error(&w->sc);
     sl__worker_set_state(&w->counters, SL__WS_FLUSHING);
     set_now(w, sl__run_now());
-    atomic_store_explicit(&w->counters.heartbeat_ns, w->now_ns,
-                          memory_order_relaxed);
+    sl__run_pulse(w, w->now_ns);
     int rc = st->desc->flush(w->state, &w->sc);
     set_now(w, sl__run_now());
     w->dirty = false;
@@ -574,6 +576,7 @@ static int timed_recv(run_worker *w, sl_record **items, size_t *got,
     run_stage *st = w->st;
     sl__worker_set_state(&w->counters, SL__WS_RECEIVING);
     int64_t t0 = sl__run_now();
+    atomic_store_explicit(&w->wait_since_ns, t0, memory_order_relaxed);
     if (mu != NULL)
         pthread_mutex_lock(mu);
     int rc = sl_chan_recv_batch(st->in, st->run->root, (void **)items,
@@ -581,7 +584,9 @@ static int timed_recv(run_worker *w, sl_record **items, size_t *got,
     if (mu != NULL)
         pthread_mutex_unlock(mu);
     int64_t t1 = sl__run_now();
+    atomic_store_explicit(&w->wait_since_ns, 0, memory_order_relaxed);
     add_ns(&w->idle_recv_ns, t1 - t0);
+    sl__trace_wait(w->trace, SL__TRACE_IDLE, t0, t1);
     set_now(w, t1);
     return rc;
 }
@@ -728,13 +733,16 @@ static void ordered_loop(run_worker *w)
         size_t got = 0;
         sl__worker_set_state(&w->counters, SL__WS_RECEIVING);
         int64_t t0 = sl__run_now();
+        atomic_store_explicit(&w->wait_since_ns, t0, memory_order_relaxed);
         pthread_mutex_lock(&st->recv_mu);
         uint64_t ticket = st->next_ticket++;
         int rc = sl_chan_recv_batch(st->in, st->run->root, (void **)items,
                                     st->run->batch, &got);
         pthread_mutex_unlock(&st->recv_mu);
         set_now(w, sl__run_now());
+        atomic_store_explicit(&w->wait_since_ns, 0, memory_order_relaxed);
         add_ns(&w->idle_recv_ns, w->now_ns - t0);
+        sl__trace_wait(w->trace, SL__TRACE_IDLE, t0, w->now_ns);
         bool final = rc == SL_ECLOSED;
         if (rc != 0 && !final)
             return;
@@ -760,8 +768,7 @@ static void source_body(run_worker *w)
     run_stage *st = w->st;
     sl__run *run = st->run;
     sl__worker_set_state(&w->counters, SL__WS_PROCESSING);
-    atomic_store_explicit(&w->counters.heartbeat_ns, sl__run_now(),
-                          memory_order_relaxed);
+    sl__run_pulse(w, sl__run_now());
     sl__stage_ctx_clear_error(&w->sc);
     int rc = st->desc->run(w->state, &w->sc);
     if (rc >= 0 || sl_ctx_is_done(run->root))
@@ -816,6 +823,7 @@ static void *worker_main(void *arg)
     bool init_called = false;
 
     set_now(w, sl__run_now());
+    sl__trace_worker_begin(w->trace, w->now_ns);
     if (!sl_ctx_is_done(run->root)) {
         init_called = true;
         if (st->desc->init != NULL) {
@@ -840,7 +848,9 @@ out:
     detach_breaker(w);
     if (init_called && st->desc->destroy != NULL)
         st->desc->destroy(w->state);
-    atomic_store(&w->done_ns, sl__run_now());
+    int64_t done = sl__run_now();
+    sl__trace_worker_end(w->trace, done);
+    atomic_store(&w->done_ns, done);
     sl__worker_set_state(&w->counters, SL__WS_DONE);
     if (atomic_fetch_sub(&run->live_workers, 1) == 1)
         wake_monitor(run);
@@ -879,38 +889,14 @@ static void write_snapshot(sl__run *run, sl__run_status status)
     run->has_last = true;
 }
 
-/* Report (or fail on) workers stuck inside process()/flush(). */
-static void check_stalls(sl__run *run, int64_t now)
+/* Report (or fail on) workers stuck inside process()/flush(): the
+ * watchdog (watchdog.c) reports, on_stall decides. */
+static void check_stalls(sl__run *run)
 {
-    int64_t limit = run->cfg->settings.stall_timeout_ns;
-    for (size_t s = 0; s < run->n_stages; s++) {
-        run_stage *st = &run->stages[s];
-        if (st->source)
-            continue;   /* a source may wait for data as long as it likes */
-        for (int i = 0; i < st->n_workers; i++) {
-            run_worker *w = &st->workers[i];
-            int state = atomic_load_explicit(&w->counters.state,
-                                             memory_order_relaxed);
-            if (state != SL__WS_PROCESSING && state != SL__WS_FLUSHING)
-                continue;
-            int64_t hb = atomic_load_explicit(&w->counters.heartbeat_ns,
-                                              memory_order_relaxed);
-            if (hb == 0 || now - hb < limit || hb == w->stall_reported_hb)
-                continue;
-            w->stall_reported_hb = hb;
-            char d[32];
-            sl__format_duration(now - hb, d, sizeof(d));
-            const char *where = state == SL__WS_FLUSHING ? "flush()" : "process()";
-            if (run->cfg->settings.on_stall == SL_ON_STALL_FAIL) {
-                set_outcome(run, OUTCOME_FAILED, SL_ECANCELED,
-                            "stage %s: stalled in %s for %s (worker %d)",
-                            st->conf->name, where, d, i);
-                return;
-            }
-            sl__log(SL_LOG_WARN, st->conf->name,
-                    "worker %d stalled in %s for %s", i, where, d);
-        }
-    }
+    char cause[512];
+    if (sl__run_watchdog(run, cause, sizeof(cause)) > 0 &&
+        run->cfg->settings.on_stall == SL_ON_STALL_FAIL)
+        set_outcome(run, OUTCOME_FAILED, SL_ECANCELED, "%s", cause);
 }
 
 static int64_t min64(int64_t a, int64_t b)
@@ -940,6 +926,7 @@ static void *monitor_main(void *arg)
                               ? min64(cfg->settings.stall_timeout_ns / 4,
                                       SL_NS_PER_S) : 0;
     int64_t next_stall = stall_every > 0 ? start + stall_every : INT64_MAX;
+    int64_t next_trace = run->trace != NULL ? start : INT64_MAX;
     bool deadline_hit = false, timeout_hit = false;
 
     while (atomic_load(&run->live_workers) > 0) {
@@ -966,9 +953,11 @@ static void *monitor_main(void *arg)
             }
         }
         if (now >= next_stall) {
-            check_stalls(run, now);
+            check_stalls(run);
             next_stall = now + stall_every;
         }
+        if (now >= next_trace)
+            next_trace = sl__trace_sample(run, now);
         if (now >= next_metrics) {
             write_snapshot(run, SL__RUN_RUNNING);
             next_metrics = now + run->metrics_interval_ns;
@@ -989,7 +978,7 @@ static void *monitor_main(void *arg)
         int64_t wake_at = min64(min64(deadline_hit ? INT64_MAX : deadline_at,
                                       timeout_at),
                                 min64(min64(next_metrics, next_progress),
-                                      next_stall));
+                                      min64(next_stall, next_trace)));
         if (pending)
             wake_at = min64(wake_at, now + SL__OUTBOX_MAX_AGE_NS);
         uint32_t seen = atomic_load(&run->monitor_word);
@@ -1193,6 +1182,8 @@ static int setup_worker(sl__run *run, run_stage *st, int i, sl_diag *diag)
                        i, st->n_workers, run->clock, run->root, run->sources,
                        &w->counters);
     w->sc.sizes_off = run->metrics_off;
+    if (run->trace != NULL)
+        w->trace = sl__trace_add_worker(run->trace, st->conf->name, i);
     if (st->desc->kind != SL_STAGE_SINK) {
         w->sc.emit = run_emit;
         w->sc.target = w;
@@ -1273,6 +1264,9 @@ int sl__run_create(const sl__run_opts *opts, sl_diag *diag, sl__run **out)
                      ? opts->batch : SL__OUTBOX_BATCH;
     pthread_mutex_init(&run->dl_mu, NULL);
     pthread_mutex_init(&run->breaker_mu, NULL);
+    pthread_mutex_init(&run->wd_mu, NULL);
+    run->real_clock = run->clock == sl_clock_real();
+    run->threads_before = -1;
     run->metrics_interval_ns = cfg->metrics.interval_ns > 0
                                    ? cfg->metrics.interval_ns : SL_NS_PER_S;
     run->metrics_off = opts->metrics_off;
@@ -1289,6 +1283,17 @@ int sl__run_create(const sl__run_opts *opts, sl_diag *diag, sl__run **out)
     if (cfg->metrics.history != NULL &&
         (run->history_file = strdup(cfg->metrics.history)) == NULL)
         goto out_destroy;
+    if (opts->trace_path != NULL) {
+        char err[512];
+        rc = sl__trace_create(opts->trace_path, run->pipeline, err,
+                              sizeof(err), &run->trace);
+        if (rc != 0) {
+            if (rc == SL_EIO)
+                sl__diag_add(diag, cfg->file, 0, 0, "--trace: %s", err);
+            goto out_destroy;
+        }
+        rc = SL_ENOMEM;
+    }
     if (sl_ctx_create(&run->root) != 0)
         goto out_destroy;
     if (sl_ctx_create_child(run->root, &run->sources) != 0)
@@ -1379,7 +1384,11 @@ int sl__run_start(sl__run *run)
     if (run->started)
         return SL_EINVAL;
     run->started = true;
-    atomic_store(&run->start_ns, sl__run_now());
+    run->threads_before = sl__thread_count();
+    int64_t start = sl__run_now();
+    if (run->trace != NULL)
+        sl__trace_start(run->trace, start);
+    atomic_store(&run->start_ns, start);
     int total = 0;
     for (size_t s = 0; s < run->n_stages; s++)
         total += run->stages[s].n_workers;
@@ -1457,6 +1466,12 @@ int sl__run_wait(sl__run *run, sl__run_result *res)
     if (atomic_load(&run->cause_ready))
         snprintf(res->cause, sizeof(res->cause), "%s", run->cause);
     write_snapshot(run, res->status);
+    sl__run_check_leaks(run);
+    if (run->trace != NULL &&
+        sl__trace_finish(run->trace, atomic_load(&run->end_ns),
+                         sl__run_status_name(res->status), res->cause) != 0)
+        sl__log(SL_LOG_WARN, NULL, "cannot write the trace file: %s",
+                strerror(errno));
     return 0;
 }
 
@@ -1505,6 +1520,8 @@ void sl__run_destroy(sl__run *run)
     free(run->dl_path);
     pthread_mutex_destroy(&run->dl_mu);
     pthread_mutex_destroy(&run->breaker_mu);
+    pthread_mutex_destroy(&run->wd_mu);
+    sl__trace_destroy(run->trace);
     free(run->metrics_file);
     free(run->history_file);
     sl_ctx_destroy(run->sources);
@@ -1540,44 +1557,4 @@ uint64_t sl__run_stage_counter(const sl__run *run, size_t stage,
             memory_order_relaxed);
     }
     return sum;
-}
-
-void sl__run_dump(sl__run *run, FILE *out)
-{
-    int64_t now = sl__run_now();
-    int64_t start = atomic_load(&run->start_ns);
-    flockfile(out);
-    fprintf(out, "sluice: pipeline %s, %.1fs, %s%s%s\n", run->pipeline,
-            start > 0 ? (double)(now - start) / 1e9 : 0.0,
-            sl_ctx_is_done(run->root) ? "cancelled: " :
-            atomic_load(&run->stop_requested) ? "stopping" : "running",
-            sl_ctx_is_done(run->root) ? sl_ctx_cause(run->root) : "", "");
-    for (size_t s = 0; s < run->n_stages; s++) {
-        run_stage *st = &run->stages[s];
-        fprintf(out, "  stage %s (%s, %s)", st->conf->name, st->desc->name,
-                sl__stage_kind_name(st->desc->kind));
-        if (st->in != NULL)
-            fprintf(out, " queue %zu/%zu%s", sl_chan_len(st->in),
-                    sl_chan_cap(st->in),
-                    sl_chan_is_closed(st->in) ? " closed" : "");
-        fprintf(out, " in=%llu out=%llu errors=%llu dropped=%llu\n",
-                (unsigned long long)SL__RUN_COUNTER(run, s, records_in),
-                (unsigned long long)SL__RUN_COUNTER(run, s, records_out),
-                (unsigned long long)SL__RUN_COUNTER(run, s, errors),
-                (unsigned long long)SL__RUN_COUNTER(run, s, dropped));
-        for (int i = 0; i < st->n_workers; i++) {
-            run_worker *w = &st->workers[i];
-            int64_t hb = atomic_load_explicit(&w->counters.heartbeat_ns,
-                                              memory_order_relaxed);
-            fprintf(out, "    worker %d: %s", i,
-                    sl__worker_state_name((sl__worker_state)atomic_load(
-                        &w->counters.state)));
-            if (hb > 0)
-                fprintf(out, ", last heartbeat %.3fs ago",
-                        (double)(now - hb) / 1e9);
-            fputc('\n', out);
-        }
-    }
-    fflush(out);
-    funlockfile(out);
 }

@@ -81,6 +81,8 @@ typedef struct sl__run_opts {
                                     the records' bytes stay 0); counts and
                                     wait times stay (SLUICE_METRICS=off;
                                     docs/metrics.md "Overhead") */
+    const char *trace_path;      /* write the activity trace here when the
+                                    run ends (engine/trace.h); NULL = none */
 } sl__run_opts;
 
 /*
@@ -114,8 +116,9 @@ void sl__run_stop(sl__run *run, bool force);
 /* true once a graceful stop was requested. Thread: any. */
 bool sl__run_stopping(const sl__run *run);
 
-/* Each stage's state (queues, counts, heartbeat age, worker states) as text
- * for SIGUSR1. Thread: any. */
+/* Each stage's state (queues, counts, heartbeat age, worker states, the
+ * record in hand, busy/blocked/idle) as text for SIGUSR1: the text of
+ * sl__run_describe (engine/watchdog.h). Thread: any. */
 void sl__run_dump(sl__run *run, FILE *out);
 
 /* ------------------------------------------------------------------ */

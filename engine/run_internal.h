@@ -1,7 +1,8 @@
 /* Private to the engine: not installed, not part of the plugin ABI. */
 /*
- * The runtime's structures, shared by run.c (threads, records, stopping)
- * and metrics_snapshot.c (reading counters). Nothing else includes this.
+ * The runtime's structures, shared by run.c (threads, records, stopping),
+ * metrics_snapshot.c (reading counters), watchdog.c (stalls, dumps, leaks)
+ * and trace.c (sampling). Nothing else includes this.
  */
 #ifndef SLUICE_ENGINE_RUN_INTERNAL_H
 #define SLUICE_ENGINE_RUN_INTERNAL_H
@@ -13,6 +14,8 @@
 
 #include "engine/run.h"
 #include "engine/stage_ctx.h"
+#include "engine/trace.h"
+#include "engine/watchdog.h"
 #include "sluice/breaker.h"
 #include "sluice/channel.h"
 #include "sluice/ratelimit.h"
@@ -45,6 +48,8 @@ typedef struct run_worker {
     _Atomic int64_t blocked_send_ns; /* atomic: time handing records on */
     _Atomic int64_t idle_recv_ns;    /* atomic: time waiting for input */
     _Atomic int64_t done_ns;    /* atomic: when the worker ended, 0 before */
+    _Atomic int64_t wait_since_ns; /* atomic: start of the send or receive
+                                      it is blocked in now, 0 if none */
     void *state;                /* the stage's state (options filled) */
     bool options_filled;        /* sl__options_free is owed */
     outbox *outs;               /* one per reader of the stage */
@@ -59,7 +64,8 @@ typedef struct run_worker {
     uint64_t breaker_rejections;
     uint64_t rng;               /* worker thread: retry jitter */
     bool dirty;                 /* worker thread: processed since flush() */
-    int64_t stall_reported_hb;  /* monitor: heartbeat already reported */
+    sl__watch watch;            /* the record in hand, for the watchdog */
+    sl__trace_worker *trace;    /* its trace track, or NULL */
 } run_worker;
 
 struct run_stage {
@@ -133,9 +139,27 @@ struct sl__run {
     _Atomic int live_workers;   /* atomic: worker threads not yet done */
     sl__run_snapshot last;      /* monitor: previous periodic snapshot */
     bool has_last;              /* monitor */
+    /* watchdog and trace */
+    bool real_clock;            /* immutable: clock is sl_clock_real() */
+    pthread_mutex_t wd_mu;      /* serialises watchdog checks */
+    int threads_before;         /* owner: process threads at start, or -1 */
+    sl__trace *trace;           /* immutable; NULL = no --trace */
 };
 
 /* Monotonic now in ns (the runtime's own timing). */
 int64_t sl__run_now(void);
+
+/*
+ * A sign of life from w: its heartbeat, on the run's clock. real_now is
+ * the monotonic time the worker just read, used as is when the run's clock
+ * is the real one (the usual case: no extra clock read). Thread: worker.
+ */
+static inline void sl__run_pulse(run_worker *w, int64_t real_now)
+{
+    const sl__run *run = w->st->run;
+    atomic_store_explicit(&w->counters.heartbeat_ns,
+                          run->real_clock ? real_now : sl_clock_now(run->clock),
+                          memory_order_relaxed);
+}
 
 #endif

@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "engine/stage_ctx.h"
+#include "engine/trace.h"
 #include "sluice/error.h"
 
 struct sl__signals {
@@ -61,6 +62,8 @@ static void *signal_main(void *arg)
         case SIGINT:
         case SIGTERM:
             stops++;
+            sl__run_trace_note(s->run, "signal", NULL, 0,
+                               sig == SIGINT ? "SIGINT" : "SIGTERM");
             if (stops == 1) {
                 sl__log(SL_LOG_WARN, NULL,
                         "%s: stopping sources and draining what was read "
@@ -85,6 +88,7 @@ static void *signal_main(void *arg)
             }
             break;
         case SIGUSR1:
+            sl__run_trace_note(s->run, "signal", NULL, 0, "SIGUSR1");
             sl__run_dump(s->run, stderr);
             break;
         default:

@@ -22,6 +22,7 @@
 struct sl__metrics_server {
     struct MHD_Daemon *daemon;  /* owner */
     sl__snapshot_fn fn;         /* immutable */
+    sl__text_fn debug_fn;       /* immutable; NULL = no /debug/stages */
     void *arg;                  /* immutable */
     int port;                   /* immutable after start */
     char address[96];           /* immutable after start */
@@ -32,7 +33,8 @@ static const char index_text[] =
     "\n"
     "  /metrics    Prometheus text format\n"
     "  /health     200 while the pipeline runs; JSON stage states\n"
-    "  /snapshot   the JSON metrics snapshot\n";
+    "  /snapshot   the JSON metrics snapshot\n"
+    "  /debug/stages  every stage and worker now (what SIGUSR1 prints)\n";
 
 /* ------------------------------------------------------------------ */
 /* Requests                                                            */
@@ -59,13 +61,33 @@ static enum MHD_Result respond_text(struct MHD_Connection *conn,
                    strlen(text));
 }
 
-enum route { ROUTE_INDEX, ROUTE_METRICS, ROUTE_HEALTH, ROUTE_SNAPSHOT };
+enum route { ROUTE_INDEX, ROUTE_METRICS, ROUTE_HEALTH, ROUTE_SNAPSHOT,
+             ROUTE_DEBUG_STAGES };
+
+/* /debug/stages: the text function's answer, uncached. */
+static enum MHD_Result serve_debug(struct MHD_Connection *conn,
+                                   sl__metrics_server *srv)
+{
+    sl_buf b;
+    sl_buf_init(&b);
+    enum MHD_Result res;
+    if (srv->debug_fn(srv->arg, &b) != 0)
+        res = respond_text(conn, MHD_HTTP_INTERNAL_SERVER_ERROR,
+                           "cannot describe the stages\n");
+    else
+        res = respond(conn, MHD_HTTP_OK, "text/plain; charset=utf-8",
+                      b.data != NULL ? b.data : "", b.len);
+    sl_buf_fini(&b);
+    return res;
+}
 
 static enum MHD_Result serve(struct MHD_Connection *conn,
                              sl__metrics_server *srv, enum route route)
 {
     if (route == ROUTE_INDEX)
         return respond_text(conn, MHD_HTTP_OK, index_text);
+    if (route == ROUTE_DEBUG_STAGES)
+        return serve_debug(conn, srv);
     sl__run_snapshot snap;
     memset(&snap, 0, sizeof(snap));
     if (srv->fn(srv->arg, &snap) != 0)
@@ -92,6 +114,7 @@ static enum MHD_Result serve(struct MHD_Connection *conn,
             rc = SL_ENOMEM;
         break;
     case ROUTE_INDEX:
+    case ROUTE_DEBUG_STAGES:
         break;
     }
     enum MHD_Result res;
@@ -128,6 +151,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn,
         route = ROUTE_SNAPSHOT;
     else if (strcmp(url, "/") == 0)
         route = ROUTE_INDEX;
+    else if (strcmp(url, "/debug/stages") == 0 && srv->debug_fn != NULL)
+        route = ROUTE_DEBUG_STAGES;
     else
         return respond_text(conn, MHD_HTTP_NOT_FOUND,
                             "not found: try /metrics, /health or /snapshot\n");
@@ -248,10 +273,19 @@ int sl__metrics_server_start(const char *listen_addr, sl__snapshot_fn fn,
                              void *arg, char *err, size_t err_size,
                              sl__metrics_server **out)
 {
+    return sl__metrics_server_start_debug(listen_addr, fn, NULL, arg, err,
+                                          err_size, out);
+}
+
+int sl__metrics_server_start_debug(const char *listen_addr, sl__snapshot_fn fn,
+                                   sl__text_fn debug_fn, void *arg, char *err,
+                                   size_t err_size, sl__metrics_server **out)
+{
     sl__metrics_server *srv = calloc(1, sizeof(*srv));
     if (srv == NULL)
         return SL_ENOMEM;
     srv->fn = fn;
+    srv->debug_fn = debug_fn;
     srv->arg = arg;
     int rc = 0;
     int fd = open_listener(listen_addr, err, err_size, &rc);

@@ -7,6 +7,8 @@
  *   GET /health     200 while the run goes (degraded included), 503 once
  *                   it stops; JSON body with each stage's state
  *   GET /snapshot   the JSON snapshot, as metrics.file holds it
+ *   GET /debug/stages  every stage and worker as text, what SIGUSR1
+ *                   prints (when the server was given a text function)
  *   GET /           a short index of the above
  *
  * Every request takes a fresh snapshot through the caller's function, on
@@ -39,6 +41,18 @@ typedef int (*sl__snapshot_fn)(void *arg, sl__run_snapshot *out);
 int sl__metrics_server_start(const char *listen, sl__snapshot_fn fn,
                              void *arg, char *err, size_t err_size,
                              sl__metrics_server **out);
+
+/* Fill out with a text (appended). Returns 0 or a negative SL_E* code. */
+typedef int (*sl__text_fn)(void *arg, sl_buf *out);
+
+/*
+ * The same, also serving GET /debug/stages from debug_fn (called with
+ * arg on the server's thread). debug_fn NULL: /debug/stages is 404.
+ */
+int sl__metrics_server_start_debug(const char *listen, sl__snapshot_fn fn,
+                                   sl__text_fn debug_fn, void *arg,
+                                   char *err, size_t err_size,
+                                   sl__metrics_server **out);
 
 /* The address it listens on, port resolved: "127.0.0.1:9464",
  * "[::1]:9464". */

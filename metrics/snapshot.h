@@ -117,6 +117,10 @@ int sl__run_snapshot_json(const sl__run_snapshot *s, sl_buf *out);
  * says why) or SL_ENOMEM. */
 int sl__run_snapshot_write(const sl__run_snapshot *s, const char *path);
 
+/* Write len bytes of data to path atomically: a temporary file next to
+ * it, then one rename. 0, SL_EIO (errno says why) or SL_ENOMEM. */
+int sl__file_write_atomic(const char *path, const char *data, size_t len);
+
 /* Append it as one line to path. 0, SL_EIO or SL_ENOMEM. */
 int sl__run_snapshot_append(const sl__run_snapshot *s, const char *path);
 

@@ -125,29 +125,23 @@ static int json_line(const sl__run_snapshot *s, sl_buf *b)
 }
 
 /*
- * Readers never see a half-written file: the snapshot goes to a temporary
+ * Readers never see a half-written file: the data goes to a temporary
  * file next to path, which then replaces path in one rename.
  */
-int sl__run_snapshot_write(const sl__run_snapshot *s, const char *path)
+int sl__file_write_atomic(const char *path, const char *data, size_t len)
 {
-    sl_buf b;
-    sl_buf_init(&b);
-    int rc = json_line(s, &b);
-    if (rc != 0)
-        goto out;
-    size_t len = strlen(path) + 32;
-    char *tmp = malloc(len);
-    if (tmp == NULL) {
-        rc = SL_ENOMEM;
-        goto out;
-    }
-    snprintf(tmp, len, "%s.tmp.%ld", path, (long)getpid());
+    size_t tlen = strlen(path) + 32;
+    char *tmp = malloc(tlen);
+    if (tmp == NULL)
+        return SL_ENOMEM;
+    int rc = 0;
+    snprintf(tmp, tlen, "%s.tmp.%ld", path, (long)getpid());
     FILE *f = fopen(tmp, "w");
     if (f == NULL) {
         rc = SL_EIO;
         goto out_free_tmp;
     }
-    bool ok = write_all(fileno(f), b.data, b.len);
+    bool ok = write_all(fileno(f), data, len);
     int saved = errno;
     if (fclose(f) != 0 && ok) {
         ok = false;
@@ -164,8 +158,19 @@ int sl__run_snapshot_write(const sl__run_snapshot *s, const char *path)
     }
 out_free_tmp:
     free(tmp);
-out:
+    return rc;
+}
+
+int sl__run_snapshot_write(const sl__run_snapshot *s, const char *path)
+{
+    sl_buf b;
+    sl_buf_init(&b);
+    int rc = json_line(s, &b);
+    if (rc == 0)
+        rc = sl__file_write_atomic(path, b.data, b.len);
+    int saved = errno;
     sl_buf_fini(&b);
+    errno = saved;
     return rc;
 }
 

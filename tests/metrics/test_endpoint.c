@@ -143,6 +143,49 @@ Test(endpoint, routes)
     sl__metrics_server_stop(NULL);
 }
 
+static int debug_fail;
+
+static int fake_stages(void *arg, sl_buf *out)
+{
+    if (debug_fail != 0)
+        return debug_fail;
+    const char *text = "sluice: pipeline demo, 1.0s, running\n";
+    cr_assert_str_eq(arg, "demo");
+    return sl_buf_append(out, text, strlen(text));
+}
+
+Test(endpoint, debug_stages)
+{
+    char err[256] = "";
+    sl__metrics_server *srv = NULL;
+    cr_assert_eq(sl__metrics_server_start_debug("127.0.0.1:0", fake_snapshot,
+                                                fake_stages, "demo", err,
+                                                sizeof(err), &srv), 0, "%s",
+                 err);
+    const char *addr = sl__metrics_server_address(srv);
+    reply r;
+    get(addr, "/debug/stages", NULL, &r);
+    cr_expect_eq(r.code, 200);
+    cr_expect_str_eq(r.type, "text/plain; charset=utf-8");
+    cr_expect_str_eq(r.body, "sluice: pipeline demo, 1.0s, running\n");
+    get(addr, "/debug/stages", "POST", &r);
+    cr_expect_eq(r.code, 405);
+    debug_fail = SL_ENOMEM;
+    get(addr, "/debug/stages", NULL, &r);
+    cr_expect_eq(r.code, 500);
+    debug_fail = 0;
+    get(addr, "/", NULL, &r);
+    cr_expect(strstr(r.body, "/debug/stages") != NULL, "%s", r.body);
+    cr_expect_eq(calls, 0, "no snapshot is taken for /debug/stages");
+    sl__metrics_server_stop(srv);
+
+    /* without a text function the path does not exist */
+    srv = start("127.0.0.1:0");
+    get(sl__metrics_server_address(srv), "/debug/stages", NULL, &r);
+    cr_expect_eq(r.code, 404);
+    sl__metrics_server_stop(srv);
+}
+
 Test(endpoint, empty_host_is_loopback)
 {
     sl__metrics_server *srv = start(":0");
