@@ -199,6 +199,10 @@ void sl__mem_free(void *p)
         return;
     }
     size_t k = h->cls;
+    /* A thread that only frees (a sink) keeps blocks too: they must go to
+     * the global lists when it ends. */
+    if (!cache.registered)
+        cache_register();
     local_class *lc = &cache.c[k];
     free_block *b = (free_block *)h;
     b->next = lc->head;
@@ -206,8 +210,6 @@ void sl__mem_free(void *p)
     if (++lc->n < 2 * BATCH)
         return;
     /* Hand the oldest BATCH blocks on; keep the newest (warm) ones. */
-    if (!cache.registered)
-        cache_register();
     free_block *last = lc->head;
     for (size_t i = 1; i < BATCH; i++)
         last = last->next;
