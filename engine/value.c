@@ -212,6 +212,7 @@ sl_value *sl_value_ref(sl_value *v)
 }
 
 static void value_free(sl_value *v);
+static sl_value *deep_copy(const sl_value *v);
 
 /* Container c lets go of its child v: an embedded scalar of c's own is
  * only forgotten, anything else loses c's reference. */
@@ -263,6 +264,23 @@ void sl_value_unref(sl_value *v)
     if (__atomic_load_n(&v->refcount, __ATOMIC_ACQUIRE) == 1 ||
         __atomic_sub_fetch(&v->refcount, 1, __ATOMIC_ACQ_REL) == 0)
         value_free(v);
+}
+
+/*
+ * v (a reference the caller passes on) made fit to go into a container:
+ * an embedded scalar is replaced by a copy of its own, so no container
+ * ever holds a reference into another container (or into itself, which
+ * its uncounted own slots would never drop, or into an ancestor, which
+ * would be a cycle). Scalars are immutable, so the copy is the same
+ * value. NULL on out of memory (the reference is dropped either way).
+ */
+static sl_value *unembed(sl_value *v)
+{
+    if (!v->embedded)
+        return v;
+    sl_value *copy = deep_copy(v);
+    sl_value_unref(v);
+    return copy;
 }
 
 /* ------------------------------------------------------------ objects (internal) */
@@ -859,6 +877,8 @@ int sl_array_append(sl_value *a, sl_value *item)
         rc = SL_ETYPE;
         goto out_drop;
     }
+    if ((item = unembed(item)) == NULL)
+        return SL_ENOMEM;
     return sl__array_push(a, item);
 out_drop:
     sl_value_unref(item);
@@ -881,6 +901,8 @@ int sl_array_set(sl_value *a, size_t i, sl_value *item)
         rc = SL_ERANGE;
         goto out_drop;
     }
+    if ((item = unembed(item)) == NULL)
+        return SL_ENOMEM;
     sl_value *old = SL__ARRAY(a)->items[i];
     SL__ARRAY(a)->items[i] = item;
     drop_child(a, old);
@@ -943,6 +965,8 @@ int sl_object_set(sl_value *o, const char *key, sl_value *v)
         rc = SL_ETYPE;
         goto out_drop;
     }
+    if ((v = unembed(v)) == NULL)
+        return SL_ENOMEM;
     return sl__object_setn(o, key, strlen(key), v);
 out_drop:
     sl_value_unref(v);

@@ -21,6 +21,19 @@
  *     -> member position) makes lookups O(1); below it a scan comparing
  *     lengths first is faster.
  *
+ * Embedded scalars: a container the parser builds carries its numbers and
+ * strings in its own allocation, after the block (sl__container_build), so
+ * a parsed event is one allocation rather than one per field. Such a
+ * scalar has `embedded` set and, instead of a count of its own, the byte
+ * offset back to its container in `refcount`: a reference to it is a
+ * reference to the container (sl_value_ref and sl_value_unref go to the
+ * owner), so it lives as long as anyone holds either. The container's own
+ * slot holding it is not counted; replacing or deleting that slot just
+ * forgets it (its bytes stay until the container is freed). A container
+ * never holds an embedded scalar of another, nor a counted reference to
+ * one of its own: sl_object_set and the array setters store a copy of an
+ * embedded value instead, so containers form no cycles.
+ *
  * Thread: as for values (read from any thread, written by the sole holder).
  */
 #ifndef SLUICE_ENGINE_VALUE_INTERNAL_H
