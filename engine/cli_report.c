@@ -102,6 +102,7 @@ static int save(const char *path, const sl_buf *page)
     return 0;
 }
 
+/* Parse the arguments, read the history, draw the page, write it. */
 int sl__cli_report(int argc, char **argv)
 {
     const char *path = NULL, *output = NULL;

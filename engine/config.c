@@ -736,15 +736,6 @@ static void load_root(sl_loadctx *c, sl_node *root)
     }
     if ((v = sl__node_get(root, "settings")) != NULL) {
         apply(c, settings_table, v, "settings", cfg);
-        /* Say so rather than ignore it silently: a user asking for
-         * resumable delivery must not believe they have it. */
-        if (cfg->settings.state != NULL) {
-            const sl_node *st = sl__node_get(v, "state");
-            sl__diag_warn(c->diag, st->file, st->line, st->col,
-                          "'state': source positions are not saved by this "
-                          "version of sluice; every run reads its sources "
-                          "from the start");
-        }
     }
     if ((v = sl__node_get(root, "plugins")) != NULL)
         load_plugins_list(c, v);

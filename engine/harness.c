@@ -30,6 +30,11 @@ struct sl_harness {
     sl_record **failed;           /* records process() failed on, owned */
     size_t n_failed;
     size_t cap_failed;
+    int on_error;                 /* policy for sl_record_reject: REJECT_* */
+    sl_record **rejected;         /* records given to sl_record_reject, owned */
+    char **reasons;               /* their reasons, owned; same indexes */
+    size_t n_rejected;
+    size_t cap_rejected;
     char *config_error;           /* diag messages, '\n'-joined; owned */
     char last_error[SL__STAGE_ERR_MAX]; /* "" if none */
 };
@@ -60,6 +65,64 @@ static int harness_emit(sl_stage_ctx *sc, sl_record *rec)
         return SL_ECANCELED;
     }
     return list_push(&h->emitted, &h->n_emitted, &h->cap_emitted, rec);
+}
+
+/* The on_error names sl_harness_set_on_error takes, in their order. */
+enum { REJECT_FAIL = 0, REJECT_SKIP, REJECT_DEAD_LETTER, REJECT_RETRY };
+static const char *const reject_policies[] = {"fail", "skip", "dead_letter",
+                                              "retry"};
+
+/*
+ * The harness's target for sl_record_reject: keep the record and its
+ * reason, whatever the policy, and answer as the runtime would.
+ */
+static int harness_reject(sl_stage_ctx *sc, sl_record *rec, int code,
+                          const char *reason)
+{
+    sl_harness *h = sc->target;
+    if (h->n_rejected == h->cap_rejected) {
+        size_t ncap = h->cap_rejected ? h->cap_rejected * 2 : 16;
+        sl_record **nr = realloc(h->rejected, ncap * sizeof(*nr));
+        if (nr != NULL)
+            h->rejected = nr;
+        char **ns = realloc(h->reasons, ncap * sizeof(*ns));
+        if (ns != NULL)
+            h->reasons = ns;
+        if (nr == NULL || ns == NULL) {
+            sl_record_free(rec);
+            return sl_stage_error(sc, SL_ENOMEM, "harness: out of memory");
+        }
+        h->cap_rejected = ncap;
+    }
+    char *why = strdup(reason);
+    if (why == NULL) {
+        sl_record_free(rec);
+        return sl_stage_error(sc, SL_ENOMEM, "harness: out of memory");
+    }
+    h->rejected[h->n_rejected] = rec;
+    h->reasons[h->n_rejected++] = why;
+    if (h->on_error == REJECT_SKIP || h->on_error == REJECT_DEAD_LETTER)
+        return 0;
+    return sl_stage_error(sc, code, "%s", reason);
+}
+
+/*
+ * In a pipeline file on_error is one key, read by the engine and, when the
+ * stage declares it too, by the stage: a stage that declares it gets the
+ * same policy from sl_record_reject here.
+ */
+static void policy_from_options(sl_harness *h)
+{
+    for (const sl_option *o = h->desc->options; o->key != NULL; o++) {
+        if (o->type == SL_OPT_ENUM && strcmp(o->key, "on_error") == 0 &&
+            o->choices != NULL &&
+            strcmp(o->choices, "fail|skip|dead_letter|retry") == 0) {
+            int v;
+            memcpy(&v, (const char *)h->state + o->offset, sizeof(v));
+            if (v >= REJECT_FAIL && v <= REJECT_RETRY)
+                h->on_error = v;
+        }
+    }
 }
 
 /* Join the diag messages into one string owned by h. */
@@ -104,10 +167,10 @@ int sl_harness_create(const sl_stage_desc *desc, const char *options_yaml,
 
     sl__stage_ctx_init(&h->sc, "test", desc->name, desc->kind, 0, 1, NULL,
                        h->ctx, h->source_ctx, &h->counters);
-    if (desc->kind != SL_STAGE_SINK) {
+    h->sc.target = h;
+    h->sc.reject = harness_reject;
+    if (desc->kind != SL_STAGE_SINK)
         h->sc.emit = harness_emit;
-        h->sc.target = h;
-    }
 
     int rc = 0;
     if (desc->options != NULL) {
@@ -120,6 +183,8 @@ int sl_harness_create(const sl_stage_desc *desc, const char *options_yaml,
                                     "<options>", h->state, diag);
         if (rc != 0)
             keep_config_error(h, diag);
+        else
+            policy_from_options(h);
         sl__diag_destroy(diag);
     } else if (options_yaml != NULL && strspn(options_yaml, " \t\r\n{}") !=
                                            strlen(options_yaml)) {
@@ -155,6 +220,12 @@ void sl_harness_destroy(sl_harness *h)
     for (size_t i = 0; i < h->n_failed; i++)
         sl_record_free(h->failed[i]);
     free(h->failed);
+    for (size_t i = 0; i < h->n_rejected; i++) {
+        sl_record_free(h->rejected[i]);
+        free(h->reasons[i]);
+    }
+    free(h->rejected);
+    free(h->reasons);
     free(h->config_error);
     sl_ctx_destroy(h->source_ctx);
     sl_ctx_destroy(h->ctx);
@@ -175,6 +246,46 @@ void sl_harness_set_worker(sl_harness *h, int index, int count)
 {
     h->sc.worker_index = index;
     h->sc.worker_count = count;
+}
+
+int sl_harness_set_on_error(sl_harness *h, const char *policy)
+{
+    for (size_t i = 0; i < sizeof(reject_policies) / sizeof(*reject_policies);
+         i++) {
+        if (policy != NULL && strcmp(policy, reject_policies[i]) == 0) {
+            h->on_error = (int)i;
+            return 0;
+        }
+    }
+    return SL_EINVAL;
+}
+
+int64_t sl_harness_metric(const sl_harness *h, const char *name,
+                          const char *label_value)
+{
+    size_t n = atomic_load_explicit(&h->counters.n_extra, memory_order_acquire);
+    for (size_t i = 0; i < n; i++) {
+        const struct sl_stage_metric *m = &h->counters.extra[i];
+        if (strcmp(m->name, name) == 0 &&
+            strcmp(m->label_value, label_value != NULL ? label_value : "") == 0)
+            return atomic_load_explicit(&m->value, memory_order_relaxed);
+    }
+    return -1;
+}
+
+size_t sl_harness_rejected_count(const sl_harness *h)
+{
+    return h->n_rejected;
+}
+
+sl_record *sl_harness_rejected(const sl_harness *h, size_t i)
+{
+    return i < h->n_rejected ? h->rejected[i] : NULL;
+}
+
+const char *sl_harness_rejected_reason(const sl_harness *h, size_t i)
+{
+    return i < h->n_rejected ? h->reasons[i] : NULL;
 }
 
 sl_ctx *sl_harness_context(sl_harness *h)

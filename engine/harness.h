@@ -73,6 +73,18 @@ sl_ctx *sl_harness_context(sl_harness *h);
 void sl_harness_cancel(sl_harness *h, const char *cause);
 uint64_t sl_harness_retry_count(const sl_harness *h);
 uint64_t sl_harness_bytes_in(const sl_harness *h);
+/* The on_error policy sl_record_reject applies: "fail" (default), "skip",
+ * "dead_letter" or "retry", as in a pipeline file; 0 or SL_EINVAL. Every
+ * rejected record is kept, with its reason, whatever the policy. */
+int sl_harness_set_on_error(sl_harness *h, const char *policy);
+size_t sl_harness_rejected_count(const sl_harness *h);
+sl_record *sl_harness_rejected(const sl_harness *h, size_t i);
+const char *sl_harness_rejected_reason(const sl_harness *h, size_t i);
+/* The value of the stage's own metric name (with label_value, or NULL
+ * for an unlabelled one); -1 when the stage did not declare it.
+ * Thread: any. */
+int64_t sl_harness_metric(const sl_harness *h, const char *name,
+                          const char *label_value);
 /* Records process() failed on, in order (owned by the harness). */
 size_t sl_harness_failed_count(const sl_harness *h);
 sl_record *sl_harness_failed(const sl_harness *h, size_t i);

@@ -17,6 +17,35 @@ static uint64_t stage_progress(const sl__stage_snapshot *s)
     return s->kind == SL_STAGE_SOURCE ? s->records_out : s->records_in;
 }
 
+/* Add a worker's own metrics to the stage's, merging the same metric
+ * (name and label value) of several workers. */
+static void add_extra(sl__stage_snapshot *s, const sl__stage_counters *c)
+{
+    size_t n = atomic_load_explicit(&c->n_extra, memory_order_acquire);
+    for (size_t i = 0; i < n; i++) {
+        const struct sl_stage_metric *m = &c->extra[i];
+        int64_t v = atomic_load_explicit(&m->value, memory_order_relaxed);
+        size_t k = 0;
+        while (k < s->n_extra &&
+               !(strcmp(s->extra[k].name, m->name) == 0 &&
+                 strcmp(s->extra[k].label_value, m->label_value) == 0))
+            k++;
+        if (k == s->n_extra) {
+            if (k == SL__EXTRA_MAX)
+                continue;
+            s->extra[k] = (sl__extra_metric){
+                .name = m->name,
+                .label_key = m->label_key[0] != '\0' ? m->label_key : NULL,
+                .label_value = m->label_value,
+                .help = m->help,
+                .counter = m->kind == SL_METRIC_COUNTER,
+            };
+            s->n_extra++;
+        }
+        s->extra[k].value += v;
+    }
+}
+
 /*
  * One word for what a stage's workers are doing: "done" when all are,
  * "stalled" when one has been inside process()/flush() longer than the
@@ -163,7 +192,10 @@ int sl__run_snapshot_take(sl__run *run, const sl__run_snapshot *prev,
         s->type = st->desc->name;
         s->kind = st->desc->kind;
         s->state = stage_state(run, st, sl__run_clock_now(run));
-        s->workers = st->n_workers;
+        /* as configured: for a stage that runs its own concurrency on
+           one worker thread (it declares `workers`), that concurrency */
+        s->workers = st->conf->workers > st->n_workers ? (int)st->conf->workers
+                                                       : st->n_workers;
         s->inputs = out->input_store + next_input;
         for (size_t k = 0; k < st->n_in; k++)
             out->input_store[next_input++] = st->ins[k]->index;
@@ -188,6 +220,7 @@ int sl__run_snapshot_take(sl__run *run, const sl__run_snapshot *prev,
             idle += atomic_load_explicit(&w->idle_recv_ns,
                                          memory_order_relaxed);
             sl__hist_accumulate(sum, &c->latency);
+            add_extra(s, c);
         }
         if (st->in != NULL) {
             sl_chan_stats cs;

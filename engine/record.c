@@ -37,6 +37,10 @@ struct sl_record {
     sl_position pos;        /* source interned, locator owned */
     int64_t ingest_ns;      /* CLOCK_MONOTONIC at creation */
     size_t fields_size;     /* cached sl__value_size of fields, or SIZE_UNKNOWN */
+    sl__ackref ack;         /* first acknowledgement reference (acks.h) */
+    sl__ackref *ack_more;   /* further ones (a batch), or NULL */
+    uint32_t n_more;        /* entries used in ack_more */
+    uint32_t cap_more;      /* entries allocated in ack_more */
     char inline_buf[];      /* inline_cap + 1 bytes */
 };
 
@@ -193,6 +197,128 @@ static int64_t now_ns(void)
     return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
 }
 
+/* ------------------------------------------------------------ acks */
+
+/* Release every reference r holds and forget them. */
+static void release_acks(sl_record *r)
+{
+    sl__ackref_release(&r->ack);
+    for (uint32_t i = 0; i < r->n_more; i++)
+        sl__ackref_release(&r->ack_more[i]);
+    free(r->ack_more);
+    r->ack.slot = NULL;
+    r->ack.mask = 0;
+    r->ack_more = NULL;
+    r->n_more = r->cap_more = 0;
+}
+
+size_t sl__record_ack_count(const sl_record *r)
+{
+    return r->ack.slot != NULL ? 1 + (size_t)r->n_more : 0;
+}
+
+sl__ackref *sl__record_ack_at(sl_record *r, size_t i)
+{
+    return i == 0 ? &r->ack : &r->ack_more[i - 1];
+}
+
+/* Room for n more references beyond the first. 0 or SL_ENOMEM. */
+static int reserve_acks(sl_record *r, uint32_t n)
+{
+    if (r->cap_more - r->n_more >= n)
+        return 0;
+    if (n > UINT32_MAX / 2 - r->n_more)
+        return SL_ENOMEM;
+    uint32_t cap = r->cap_more > 0 ? r->cap_more : 4;
+    while (cap - r->n_more < n)
+        cap *= 2;
+    sl__ackref *m = realloc(r->ack_more, cap * sizeof(*m));
+    if (m == NULL)
+        return SL_ENOMEM;
+    r->ack_more = m;
+    r->cap_more = cap;
+    return 0;
+}
+
+/* Append a (taking its reference); room must be reserved if r has one. */
+static void put_ack(sl_record *r, sl__ackref a)
+{
+    if (r->ack.slot == NULL)
+        r->ack = a;
+    else
+        r->ack_more[r->n_more++] = a;
+}
+
+int sl__record_ack_add(sl_record *r, sl__ackref a)
+{
+    if (a.slot == NULL || a.mask == 0)
+        return 0;
+    if (r->ack.slot != NULL && reserve_acks(r, 1) != 0) {
+        sl__ackref_release(&a);
+        return SL_ENOMEM;
+    }
+    put_ack(r, a);
+    return 0;
+}
+
+int sl__record_ack_inherit(sl_record *dst, const sl_record *src)
+{
+    size_t n = sl__record_ack_count(src);
+    if (n == 0)
+        return 0;
+    uint32_t need = (uint32_t)n - (dst->ack.slot == NULL ? 1 : 0);
+    if (need > 0 && reserve_acks(dst, need) != 0)
+        return SL_ENOMEM;
+    for (size_t i = 0; i < n; i++) {
+        const sl__ackref *a = i == 0 ? &src->ack : &src->ack_more[i - 1];
+        sl__ackref_hold(a);
+        put_ack(dst, *a);
+    }
+    return 0;
+}
+
+void sl__record_ack_narrow(sl_record *r, uint32_t keep)
+{
+    size_t n = sl__record_ack_count(r);
+    size_t kept = 0;
+    for (size_t i = 0; i < n; i++) {
+        sl__ackref a = *sl__record_ack_at(r, i);
+        sl__ackref_narrow(&a, keep);
+        if (a.mask != 0)
+            *sl__record_ack_at(r, kept++) = a;
+    }
+    if (kept == 0) {
+        r->ack.slot = NULL;
+        r->ack.mask = 0;
+    }
+    r->n_more = kept > 0 ? (uint32_t)(kept - 1) : 0;
+}
+
+/*
+ * dst becomes answerable for src's source positions: they are acknowledged
+ * once dst is dealt with, and src no longer holds them. For stages that
+ * combine records (a batch). 0, SL_EINVAL or SL_ENOMEM (nothing moved).
+ */
+int sl_record_take_acks(sl_record *dst, sl_record *src)
+{
+    if (dst == NULL || src == NULL || dst == src)
+        return SL_EINVAL;
+    size_t n = sl__record_ack_count(src);
+    if (n == 0)
+        return 0;
+    uint32_t need = (uint32_t)n - (dst->ack.slot == NULL ? 1 : 0);
+    if (need > 0 && reserve_acks(dst, need) != 0)
+        return SL_ENOMEM;
+    for (size_t i = 0; i < n; i++)
+        put_ack(dst, *sl__record_ack_at(src, i));
+    free(src->ack_more);
+    src->ack.slot = NULL;
+    src->ack.mask = 0;
+    src->ack_more = NULL;
+    src->n_more = src->cap_more = 0;
+    return 0;
+}
+
 /* ------------------------------------------------------------ lifetime */
 
 /* A record with room for cap payload bytes inline; payload empty. */
@@ -215,6 +341,11 @@ static sl_record *record_alloc(size_t cap)
     r->pos.seq = 0;
     r->ingest_ns = 0;
     r->fields_size = SIZE_UNKNOWN;
+    r->ack.slot = NULL;
+    r->ack.mask = 0;
+    r->ack_more = NULL;
+    r->n_more = 0;
+    r->cap_more = 0;
     return r;
 }
 
@@ -249,6 +380,8 @@ void sl_record_free(sl_record *r)
 {
     if (r == NULL)
         return;
+    if (r->ack.slot != NULL)
+        release_acks(r);
     sl_value_unref(r->fields);
     sl_value_unref(r->meta);
     if (r->payload != r->inline_buf)
@@ -287,6 +420,10 @@ sl_record *sl_record_copy(const sl_record *r)
     c->pos.seq = r->pos.seq;
     c->ingest_ns = r->ingest_ns;
     c->fields_size = r->fields_size;
+    if (r->ack.slot != NULL && sl__record_ack_inherit(c, r) != 0) {
+        sl_record_free(c);
+        return NULL;
+    }
     return c;
 }
 

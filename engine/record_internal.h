@@ -9,7 +9,9 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
+#include "engine/acks.h"
 #include "sluice/record.h"
 
 /*
@@ -19,5 +21,25 @@
  * path (metrics).
  */
 bool sl__record_size_known(const sl_record *r, size_t *out);
+
+/*
+ * Acknowledgement references a record carries (engine/acks.h). A record
+ * holds none until a source's slot or an input's references are given to
+ * it; freeing it releases them; a copy holds its own.
+ */
+/* How many, and the i-th (0 <= i < count), borrowed. */
+size_t sl__record_ack_count(const sl_record *r);
+sl__ackref *sl__record_ack_at(sl_record *r, size_t i);
+
+/* Add a (its reference passes to r). A zero mask is ignored. 0, or
+ * SL_ENOMEM (a is released). */
+int sl__record_ack_add(sl_record *r, sl__ackref a);
+
+/* Take a reference to each of src's for dst (a record emitted while src
+ * was processed). 0 or SL_ENOMEM (dst unchanged). */
+int sl__record_ack_inherit(sl_record *dst, const sl_record *src);
+
+/* Keep only the sinks in keep: release the rest, drop emptied references. */
+void sl__record_ack_narrow(sl_record *r, uint32_t keep);
 
 #endif

@@ -18,8 +18,10 @@
 #include <string.h>
 #include <time.h>
 
+#include "engine/acks.h"
 #include "engine/futex_internal.h"
 #include "engine/options.h"
+#include "engine/record_internal.h"
 #include "engine/registry.h"
 #include "engine/run_internal.h"
 #include "sluice/error.h"
@@ -235,6 +237,44 @@ static bool outbox_nudge(outbox *ob, int64_t now)
 /* ================================================================== */
 
 /*
+ * Acknowledgements (settings.state): a source's record gets its slot (the
+ * source waits while its ring is full, its output handed on first); a
+ * record emitted while another is processed takes that one's references.
+ * Returns 0 to go on, 1 when rec was freed because every store downstream
+ * has it already, or a negative code (rec freed).
+ */
+static int ack_track(run_worker *w, sl_record *rec)
+{
+    sl__ack_source *as = w->sc.ack_source;
+    if (as != NULL) {
+        if (sl__record_ack_count(rec) > 0)
+            return 0;
+        if (sl__acks_full(as)) {
+            int rc = flush_outboxes(w);
+            if (rc == 0)
+                rc = sl__acks_wait_room(as, w->st->run->root);
+            if (rc != 0) {
+                sl_record_free(rec);
+                return rc;
+            }
+        }
+        int rc = sl__acks_attach(as, rec);
+        if (rc <= 0) {
+            sl_record_free(rec);
+            return rc;
+        }
+        return 0;
+    }
+    const sl_record *cur = w->sc.current;
+    if (cur != NULL && cur != rec && sl__record_ack_count(rec) == 0 &&
+        sl__record_ack_inherit(rec, cur) != 0) {
+        sl_record_free(rec);
+        return SL_ENOMEM;
+    }
+    return 0;
+}
+
+/*
  * Queue rec for every reader (copies for all but the last: a tee), then
  * hand the outboxes on when full or old — except for an ordered stage,
  * whose output waits for its turn.
@@ -252,6 +292,11 @@ static int run_emit(sl_stage_ctx *sc, sl_record *rec)
     if (st->n_out == 0) {       /* nobody reads this stage: counted, gone */
         sl_record_free(rec);
         return 0;
+    }
+    if (run->acks != NULL) {
+        int arc = ack_track(w, rec);
+        if (arc != 0)
+            return arc > 0 ? 0 : arc;
     }
     if (st->source) {
         if (st->limiter != NULL) {
@@ -274,6 +319,17 @@ static int run_emit(sl_stage_ctx *sc, sl_record *rec)
             if (r == NULL) {
                 sl_record_free(rec);
                 return SL_ENOMEM;
+            }
+        }
+        if (run->acks != NULL && st->n_out > 1 &&
+            sl__record_ack_count(r) > 0) {
+            /* A tee: each copy counts for its branch's stores only, and
+             * a branch whose stores all have it gets none. */
+            sl__record_ack_narrow(r, sl__acks_reach(run->acks,
+                                                    st->outs[i]->index));
+            if (sl__record_ack_count(r) == 0) {
+                sl_record_free(r);
+                continue;
             }
         }
         outbox *ob = &w->outs[i];
@@ -385,6 +441,43 @@ static int dead_letter_write(sl__run *run, const char *stage,
     pthread_mutex_unlock(&run->dl_mu);
 out:
     sl_buf_fini(&b);
+    return rc;
+}
+
+/*
+ * The runtime's target for sl_record_reject: a record the stage held and
+ * gave up on meets the stage's on_error policy, as a record whose
+ * process() failed would (sl_record_reject has counted it in errors).
+ * Under fail and retry the stage fails its call with code.
+ */
+static int run_reject(sl_stage_ctx *sc, sl_record *rec, int code,
+                      const char *reason)
+{
+    run_worker *w = sc->target;
+    run_stage *st = w->st;
+    sl__run *run = st->run;
+    int rc = 0;
+    switch (st->conf->on_error) {
+    case SL_ON_ERROR_SKIP:
+        break;
+    case SL_ON_ERROR_DEAD_LETTER: {
+        int drc = dead_letter_write(run, st->conf->name, reason, rec);
+        if (drc != 0) {
+            set_outcome(run, OUTCOME_FAILED, SL_ECANCELED,
+                        "dead letter file %s: %s", run->dl_path,
+                        drc == SL_EIO ? strerror(errno) : sl_strerror(drc));
+            rc = sl_stage_error(sc, SL_EIO, "dead letter file %s: cannot "
+                                "write", run->dl_path);
+        }
+        break;
+    }
+    case SL_ON_ERROR_FAIL:
+    case SL_ON_ERROR_RETRY:
+    default:
+        rc = sl_stage_error(sc, code, "%s", reason);
+        break;
+    }
+    sl_record_free(rec);
     return rc;
 }
 
@@ -1184,10 +1277,10 @@ static int setup_worker(sl__run *run, run_stage *st, int i, sl_diag *diag)
     w->sc.sizes_off = run->metrics_off;
     if (run->trace != NULL)
         w->trace = sl__trace_add_worker(run->trace, st->conf->name, i);
-    if (st->desc->kind != SL_STAGE_SINK) {
+    w->sc.target = w;
+    w->sc.reject = run_reject;
+    if (st->desc->kind != SL_STAGE_SINK)
         w->sc.emit = run_emit;
-        w->sc.target = w;
-    }
     w->state = calloc(1, st->desc->state_size > 0 ? st->desc->state_size : 1);
     if (w->state == NULL)
         return SL_ENOMEM;
@@ -1246,6 +1339,61 @@ static int wire(sl__run *run, const sl__run_opts *opts)
         atomic_init(&st->producers, producers);
     }
     return 0;
+}
+
+/*
+ * settings.state: the acknowledgement tracker, and each worker's part in
+ * it (a source's ring, a store's sink index). 0, SL_EIO / SL_ECONFIG
+ * (message in diag) or SL_ENOMEM.
+ */
+static int setup_acks(sl__run *run, const sl_config *cfg, sl_diag *diag)
+{
+    sl__acks_stage *as = calloc(run->n_stages, sizeof(*as));
+    size_t **outs = calloc(run->n_stages, sizeof(*outs));
+    int rc = SL_ENOMEM;
+    if (as == NULL || outs == NULL)
+        goto out;
+    for (size_t i = 0; i < run->n_stages; i++) {
+        run_stage *st = &run->stages[i];
+        if (st->n_out > 0) {
+            outs[i] = calloc(st->n_out, sizeof(**outs));
+            if (outs[i] == NULL)
+                goto out;
+            for (size_t k = 0; k < st->n_out; k++)
+                outs[i][k] = st->outs[k]->index;
+        }
+        as[i].name = st->conf->name;
+        as[i].source = st->source;
+        as[i].workers = st->n_workers;
+        as[i].n_out = st->n_out;
+        as[i].outs = outs[i];
+    }
+    char err[512];
+    rc = sl__acks_create(cfg->settings.state, run->pipeline, as, run->n_stages,
+                         run->root, err, sizeof(err), &run->acks);
+    if (rc != 0) {
+        if (rc != SL_ENOMEM) {
+            sl__diag_add(diag, cfg->file, 0, 0, "%s", err);
+            rc = rc == SL_ELIMIT ? SL_ECONFIG : SL_EIO;
+        }
+        goto out;
+    }
+    for (size_t i = 0; i < run->n_stages; i++) {
+        run_stage *st = &run->stages[i];
+        for (int k = 0; k < st->n_workers; k++) {
+            sl_stage_ctx *sc = &st->workers[k].sc;
+            sc->acks = run->acks;
+            sc->ack_source = sl__acks_source(run->acks, i, k);
+            sc->ack_sink = sl__acks_sink_index(run->acks, i);
+        }
+    }
+out:
+    if (outs != NULL)
+        for (size_t i = 0; i < run->n_stages; i++)
+            free(outs[i]);
+    free(outs);
+    free(as);
+    return rc;
 }
 
 int sl__run_create(const sl__run_opts *opts, sl_diag *diag, sl__run **out)
@@ -1313,7 +1461,10 @@ int sl__run_create(const sl__run_opts *opts, sl_diag *diag, sl__run **out)
         st->desc = c->desc;
         st->options_yaml = opts->stages[i].options_yaml;
         st->source = c->desc->kind == SL_STAGE_SOURCE;
-        st->n_workers = c->workers > 0 ? (int)c->workers : 1;
+        /* A stage that declares `workers` runs its own concurrency (the
+         * http fetch: that many transfers on one thread): one worker. */
+        st->n_workers = c->workers > 0 && !declares_option(c->desc, "workers")
+                            ? (int)c->workers : 1;
         st->ordered = c->ordered && st->n_workers > 1 && !st->source;
         pthread_mutex_init(&st->recv_mu, NULL);
         atomic_init(&st->turn, 0);
@@ -1356,6 +1507,11 @@ int sl__run_create(const sl__run_opts *opts, sl_diag *diag, sl__run **out)
     if (cfg_rc != 0) {
         rc = cfg_rc;
         goto out_destroy;
+    }
+    if (cfg->settings.state != NULL) {
+        rc = setup_acks(run, cfg, diag);
+        if (rc != 0)
+            goto out_destroy;
     }
     if (needs_dl) {
         run->dl_path = strdup(cfg->dead_letter.path);
@@ -1418,6 +1574,11 @@ int sl__run_start(sl__run *run)
         if (atomic_fetch_sub(&run->live_workers, missing) == missing)
             wake_monitor(run);
     }
+    if (rc == 0 && run->acks != NULL && sl__acks_start(run->acks) != 0) {
+        set_outcome(run, OUTCOME_FAILED, SL_ECANCELED,
+                    "cannot start the position committer thread");
+        rc = SL_EINTERNAL;
+    }
     if (pthread_create(&run->monitor, NULL, monitor_main, run) == 0)
         run->monitor_started = true;
     else if (rc == 0) {
@@ -1446,6 +1607,8 @@ int sl__run_wait(sl__run *run, sl__run_result *res)
     }
     if (atomic_load(&run->end_ns) == 0)
         atomic_store(&run->end_ns, sl__run_now());
+    if (run->acks != NULL)
+        sl__acks_finish(run->acks);   /* logs a failure to save */
 
     memset(res, 0, sizeof(*res));
     int outcome = atomic_load(&run->outcome);
@@ -1524,6 +1687,7 @@ void sl__run_destroy(sl__run *run)
     sl__trace_destroy(run->trace);
     free(run->metrics_file);
     free(run->history_file);
+    sl__acks_destroy(run->acks);   /* after every record is freed */
     sl_ctx_destroy(run->sources);
     sl_ctx_destroy(run->root);
     free(run);

@@ -117,6 +117,7 @@ struct sl__run {
     _Atomic int64_t start_ns;   /* atomic: monotonic start, 0 before */
     _Atomic int64_t end_ns;     /* atomic: monotonic end, 0 while running */
     bool started;               /* owner */
+    struct sl__acks *acks;      /* settings.state tracker, or NULL */
     /* dead letters */
     FILE *dl;                   /* NULL when no stage uses dead_letter */
     char *dl_path;              /* owned */

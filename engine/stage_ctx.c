@@ -148,6 +148,33 @@ int sl_stage_error(sl_stage_ctx *sc, int code, const char *fmt, ...)
     return code;
 }
 
+/*
+ * Counted in `errors` here, for every policy; the target (the runtime's,
+ * the harness's) applies on_error. Without a target the record fails the
+ * call, as under on_error: fail.
+ */
+int sl_record_reject(sl_stage_ctx *sc, sl_record *rec, int code,
+                     const char *fmt, ...)
+{
+    if (rec == NULL)
+        return SL_EINVAL;
+    if (rec == sc->current)
+        sc->current_consumed = true;
+    if (code >= 0)
+        code = SL_EINTERNAL;
+    char reason[SL__STAGE_ERR_MAX];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(reason, sizeof(reason), fmt, ap);
+    va_end(ap);
+    sl__count(&sc->counters->errors, 1);
+    if (sc->reject == NULL) {
+        sl_record_free(rec);
+        return sl_stage_error(sc, code, "%s", reason);
+    }
+    return sc->reject(sc, rec, code, reason);
+}
+
 bool sl_stage_stopping(const sl_stage_ctx *sc)
 {
     return (sc->source_ctx != NULL && sl_ctx_is_done(sc->source_ctx)) ||
@@ -202,6 +229,73 @@ void sl_stage_count_bytes_in(sl_stage_ctx *sc, uint64_t n)
 void sl_stage_watch_breaker(sl_stage_ctx *sc, sl_breaker *b)
 {
     atomic_store(&sc->counters->breaker, b);
+}
+
+static bool metric_name_ok(const char *s)
+{
+    if (s == NULL || s[0] < 'a' || s[0] > 'z' ||
+        strlen(s) >= SL__METRIC_NAME_MAX)
+        return false;
+    for (const char *p = s; *p != '\0'; p++)
+        if (!((*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9') ||
+              *p == '_'))
+            return false;
+    return true;
+}
+
+/*
+ * Entries are filled, then published by a release store of n_extra, so a
+ * metrics thread that acquires n_extra reads whole entries only. Only the
+ * worker's thread adds.
+ */
+int sl_stage_metric_add(sl_stage_ctx *sc, sl_metric_kind kind,
+                        const char *name, const char *label_key,
+                        const char *label_value, const char *help,
+                        sl_stage_metric **out)
+{
+    sl__stage_counters *c = sc->counters;
+    if ((kind != SL_METRIC_COUNTER && kind != SL_METRIC_GAUGE) ||
+        !metric_name_ok(name) || help == NULL)
+        return SL_EINVAL;
+    if (label_key != NULL &&
+        (!metric_name_ok(label_key) || label_value == NULL ||
+         strlen(label_value) >= SL__METRIC_NAME_MAX))
+        return SL_EINVAL;
+    size_t n = atomic_load_explicit(&c->n_extra, memory_order_relaxed);
+    for (size_t i = 0; i < n; i++) {
+        const struct sl_stage_metric *m = &c->extra[i];
+        if (strcmp(m->name, name) != 0)
+            continue;
+        if (m->kind != kind ||
+            strcmp(m->label_key, label_key != NULL ? label_key : "") != 0)
+            return SL_EINVAL;
+        if (label_key == NULL || strcmp(m->label_value, label_value) == 0)
+            return SL_EINVAL;   /* the same metric twice */
+    }
+    if (n >= SL__STAGE_METRICS_MAX)
+        return SL_ELIMIT;
+    struct sl_stage_metric *m = &c->extra[n];
+    m->kind = kind;
+    snprintf(m->name, sizeof(m->name), "%s", name);
+    snprintf(m->label_key, sizeof(m->label_key), "%s",
+             label_key != NULL ? label_key : "");
+    snprintf(m->label_value, sizeof(m->label_value), "%s",
+             label_key != NULL ? label_value : "");
+    m->help = help;
+    atomic_store_explicit(&m->value, 0, memory_order_relaxed);
+    atomic_store_explicit(&c->n_extra, n + 1, memory_order_release);
+    *out = m;
+    return 0;
+}
+
+void sl_stage_metric_add_n(sl_stage_metric *m, int64_t n)
+{
+    atomic_fetch_add_explicit(&m->value, n, memory_order_relaxed);
+}
+
+void sl_stage_metric_set(sl_stage_metric *m, int64_t v)
+{
+    atomic_store_explicit(&m->value, v, memory_order_relaxed);
 }
 
 void sl_stage_log(const sl_stage_ctx *sc, sl_log_level level,

@@ -48,6 +48,20 @@ typedef enum sl__worker_state {
 
 const char *sl__worker_state_name(sl__worker_state s);
 
+/* A stage's own metric (sl_stage_metric_add). Everything but value is
+ * written once, before the entry is published by n_extra. */
+#define SL__METRIC_NAME_MAX 48
+#define SL__STAGE_METRICS_MAX 32
+
+struct sl_stage_metric {
+    sl_metric_kind kind;                    /* counter or gauge */
+    char name[SL__METRIC_NAME_MAX];         /* [a-z][a-z0-9_]* */
+    char label_key[SL__METRIC_NAME_MAX];    /* "" when unlabelled */
+    char label_value[SL__METRIC_NAME_MAX];  /* its value */
+    const char *help;                       /* borrowed from the stage */
+    _Atomic int64_t value;                  /* atomic: relaxed */
+};
+
 typedef struct sl__stage_counters {
     _Atomic uint64_t records_in;   /* atomic: records handed to process() */
     _Atomic uint64_t records_out;  /* atomic: emitted or stored */
@@ -62,6 +76,9 @@ typedef struct sl__stage_counters {
     sl_breaker *_Atomic breaker;   /* atomic: one the stage asked the engine
                                       to report (sl_stage_watch_breaker) */
     sl__hist latency;              /* time per process() call */
+    struct sl_stage_metric extra[SL__STAGE_METRICS_MAX]; /* the stage's own */
+    _Atomic size_t n_extra;        /* atomic: entries of extra published
+                                      (release; readers acquire) */
 } sl__stage_counters;
 
 /* counter += n for a single-writer counter. */
@@ -92,6 +109,16 @@ static inline void sl__worker_set_state(sl__stage_counters *c,
  * The stage context counts records_out/bytes_out on success.
  */
 typedef int (*sl__emit_fn)(sl_stage_ctx *sc, sl_record *rec);
+
+/*
+ * Where sl_record_reject() sends a held record the stage gave up on: apply
+ * on_error to it with code and reason (the stage's text, without the stage
+ * name). Takes ownership of rec on every path; returns what
+ * sl_record_reject returns. The stage context has already counted the
+ * record in `errors`.
+ */
+typedef int (*sl__reject_fn)(sl_stage_ctx *sc, sl_record *rec, int code,
+                             const char *reason);
 
 #define SL__STAGE_ERR_MAX 512
 
@@ -132,7 +159,8 @@ struct sl_stage_ctx {
     sl_ctx *ctx;                  /* run context; borrowed */
     sl_ctx *source_ctx;           /* done on stop or cancel; borrowed */
     sl__emit_fn emit;             /* NULL: the stage may not emit */
-    void *target;                 /* for emit's use */
+    void *target;                 /* for emit's and reject's use */
+    sl__reject_fn reject;         /* NULL: rejected records fail the call */
     sl__stage_counters *counters; /* this worker's; borrowed */
     const sl_record *current;     /* the input record being processed */
     bool current_consumed;        /* it was emitted, dropped or stored */
@@ -140,13 +168,16 @@ struct sl_stage_ctx {
     sl__size_est size_out;        /* bytes_out estimate */
     bool sizes_off;               /* records are not sized (metrics off);
                                      immutable after set-up */
+    struct sl__acks *acks;        /* settings.state tracker, or NULL */
+    struct sl__ack_source *ack_source; /* a source worker's ring, or NULL */
+    int ack_sink;                 /* a store's sink index, or -1 */
     int err_code;                 /* code of the last sl_stage_error */
     char err[SL__STAGE_ERR_MAX];  /* its message; "" if none */
 };
 
 /*
- * Set up sc: name/type/kind/clock (NULL = real), contexts, counters. emit
- * and target start NULL. Thread: owner.
+ * Set up sc: name/type/kind/clock (NULL = real), contexts, counters. emit,
+ * reject and target start NULL. Thread: owner.
  */
 void sl__stage_ctx_init(sl_stage_ctx *sc, const char *name, const char *type,
                         sl_stage_kind kind, int worker_index, int worker_count,

@@ -76,11 +76,13 @@ static int put_html(sl_buf *b, const char *s, size_t max_chars)
     return rc;
 }
 
+/* All of s. */
 int sl__mput_html(sl_buf *b, const char *s)
 {
     return put_html(b, s, SIZE_MAX);
 }
 
+/* At most max_chars characters of s. */
 int sl__mput_html_cut(sl_buf *b, const char *s, size_t max_chars)
 {
     return put_html(b, s, max_chars);

@@ -259,6 +259,77 @@ static int latency_family(const sl__run_snapshot *s, sl_buf *b)
     return rc;
 }
 
+/* The family of a stage's own metric: sluice_<type>_<name>[_total]. */
+static void extra_family_name(const sl__stage_snapshot *t,
+                              const sl__extra_metric *m, char *out,
+                              size_t size)
+{
+    int n = snprintf(out, size, "sluice_");
+    for (const char *p = t->type != NULL ? t->type : "stage";
+         *p != '\0' && n + 1 < (int)size; p++) {
+        char c = *p;
+        bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+                  (c >= '0' && c <= '9') || c == '_';
+        out[n++] = ok ? c : '_';
+    }
+    out[n] = '\0';
+    snprintf(out + n, size - (size_t)n, "_%s%s", m->name,
+             m->counter ? "_total" : "");
+}
+
+/*
+ * Stages' own metrics: one family per name, shared by every stage that
+ * has it (HELP and TYPE once, as the format requires), its samples from
+ * each of them.
+ */
+static int extra_families(const sl__run_snapshot *s, sl_buf *b)
+{
+    int rc = 0;
+    char fam[160], other[160], extra[160];
+    for (size_t i = 0; i < s->n_stages; i++) {
+        const sl__stage_snapshot *t = &s->stages[i];
+        for (size_t e = 0; e < t->n_extra; e++) {
+            extra_family_name(t, &t->extra[e], fam, sizeof(fam));
+            /* written already, with an earlier stage or entry? */
+            bool done = false;
+            for (size_t pi = 0; pi <= i && !done; pi++) {
+                const sl__stage_snapshot *pt = &s->stages[pi];
+                size_t upto = pi == i ? e : pt->n_extra;
+                for (size_t pe = 0; pe < upto && !done; pe++) {
+                    extra_family_name(pt, &pt->extra[pe], other, sizeof(other));
+                    done = strcmp(fam, other) == 0;
+                }
+            }
+            if (done)
+                continue;
+            rc |= family(b, fam, t->extra[e].counter ? "counter" : "gauge",
+                         t->extra[e].help);
+            for (size_t si = i; si < s->n_stages; si++) {
+                const sl__stage_snapshot *st = &s->stages[si];
+                for (size_t se = 0; se < st->n_extra; se++) {
+                    const sl__extra_metric *m = &st->extra[se];
+                    extra_family_name(st, m, other, sizeof(other));
+                    if (strcmp(fam, other) != 0)
+                        continue;
+                    extra[0] = '\0';
+                    if (m->label_key != NULL) {
+                        sl_buf lv;
+                        sl_buf_init(&lv);
+                        rc |= put_label(&lv, m->label_value);
+                        snprintf(extra, sizeof(extra), ",%s=\"%s\"",
+                                 m->label_key, lv.data != NULL ? lv.data : "");
+                        sl_buf_fini(&lv);
+                    }
+                    rc |= stage_sample(b, s, st, fam,
+                                       extra[0] != '\0' ? extra : NULL,
+                                       (double)m->value);
+                }
+            }
+        }
+    }
+    return rc;
+}
+
 int sl__metrics_prometheus(const sl__run_snapshot *s, sl_buf *b)
 {
     int rc = pipeline_families(s, b);
@@ -276,5 +347,6 @@ int sl__metrics_prometheus(const sl__run_snapshot *s, sl_buf *b)
     }
     rc |= state_families(s, b);
     rc |= latency_family(s, b);
+    rc |= extra_families(s, b);
     return rc != 0 ? SL_ENOMEM : 0;
 }

@@ -47,6 +47,8 @@ static void depths(const sl__run_snapshot *s, size_t *depth)
     }
 }
 
+/* One stage's box at (x, y) with its tooltip; the bottleneck red and
+ * labelled above. 0 or SL_ENOMEM. */
 static int node_write(sl_buf *b, const sl__stage_snapshot *t, double x,
                       double y, bool hot)
 {
@@ -82,6 +84,7 @@ static int node_write(sl_buf *b, const sl__stage_snapshot *t, double x,
     return rc != 0 ? SL_ENOMEM : 0;
 }
 
+/* Edges first, so that boxes are drawn over their ends. */
 int sl__report_graph_write(sl_buf *b, const sl__run_snapshot *s,
                            long bottleneck)
 {

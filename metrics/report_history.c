@@ -17,6 +17,7 @@ typedef struct series_buf {
     size_t cap;
 } series_buf;
 
+/* Free the series and start them empty (n_stages is kept). */
 static void series_free(series_buf *sb)
 {
     free(sb->h.t);
@@ -115,6 +116,7 @@ typedef struct window_state {
     double anchor_t;          /* its elapsed time (0: the start) */
 } window_state;
 
+/* Forget the window's anchor: the next window starts at the run's start. */
 static void window_reset(window_state *ws)
 {
     free(ws->anchor);
@@ -179,6 +181,7 @@ static bool new_run(const sl__run_snapshot *prev, const sl__run_snapshot *cur)
     return false;
 }
 
+/* Is the line only white space? */
 static bool is_blank(const char *s, size_t n)
 {
     for (size_t i = 0; i < n; i++)
@@ -310,6 +313,7 @@ out_fail:
     return rc;
 }
 
+/* The series and the last snapshot; the history is zeroed. */
 void sl__history_fini(sl__history *h)
 {
     if (h == NULL)

@@ -62,6 +62,8 @@ typedef struct picks {
     double *y;                /* [n] scratch for one series */
 } picks;
 
+/* Choose the windows for at most max points, and room for one series per
+ * stage. 0 or SL_ENOMEM (pk is freed by picks_fini either way). */
 static int picks_make(const sl__history *h, size_t max, picks *pk)
 {
     size_t per = h->n_points > max ? (h->n_points + max - 1) / max : 1;
@@ -81,6 +83,7 @@ static int picks_make(const sl__history *h, size_t max, picks *pk)
     return 0;
 }
 
+/* Free what picks_make allocated. */
 static void picks_fini(picks *pk)
 {
     free(pk->pick);
@@ -196,6 +199,8 @@ static int line_section(sl_buf *b, const sl__history *h, picks *pk,
     return rc;
 }
 
+/* Busy, blocked and idle shares per stage over the whole run (the same
+ * figures as `sluice metrics`). 0 or SL_ENOMEM. */
 static int share_section(sl_buf *b, const sl__run_snapshot *s, long bottleneck)
 {
     sl__svg_bar_row *rows = calloc(s->n_stages > 0 ? s->n_stages : 1,
@@ -218,6 +223,7 @@ static int share_section(sl_buf *b, const sl__run_snapshot *s, long bottleneck)
     return rc;
 }
 
+/* Latency quantiles of every stage but the sources. 0 or SL_ENOMEM. */
 static int latency_section(sl_buf *b, const sl__run_snapshot *s,
                            long bottleneck)
 {
@@ -243,6 +249,7 @@ static int latency_section(sl_buf *b, const sl__run_snapshot *s,
     return rc;
 }
 
+/* A table cell with a short number. */
 static int td_num(sl_buf *b, double v)
 {
     char t[32];
@@ -250,6 +257,7 @@ static int td_num(sl_buf *b, double v)
     return sl__mputf(b, "<td>%s</td>", t);
 }
 
+/* A table cell with a duration, "-" when there is none. */
 static int td_us(sl_buf *b, double us)
 {
     char t[32];
@@ -259,6 +267,8 @@ static int td_us(sl_buf *b, double us)
     return sl__mputf(b, "<td>%s</td>", t);
 }
 
+/* The stage table at the last snapshot, the bottleneck's row marked; a
+ * breaker column only when a stage has a breaker. 0 or SL_ENOMEM. */
 static int table_section(sl_buf *b, const sl__run_snapshot *s, long bottleneck)
 {
     bool breakers = false;
@@ -407,6 +417,9 @@ static int intervals_section(sl_buf *b, const sl__history *h)
     return rc != 0 ? SL_ENOMEM : 0;
 }
 
+/* The document head with the styles, the title, and the run's line
+ * (status, duration, snapshots, where they came from, the cause). A
+ * history without points ends here with a note. 0 or SL_ENOMEM. */
 static int head_write(sl_buf *b, const sl__history *h,
                       const sl__report_opts *o)
 {
@@ -459,6 +472,8 @@ static int head_write(sl_buf *b, const sl__history *h,
     return rc != 0 ? SL_ENOMEM : 0;
 }
 
+/* The sections in reading order; the bottleneck over the whole run is
+ * what every chart marks. */
 int sl__report_html(const sl__history *h, const sl__report_opts *opts,
                     sl_buf *b)
 {

@@ -47,6 +47,19 @@ bool sl__run_status_parse(const char *name, sl__run_status *out);
 #define SL__LAT_LE_FIRST 7
 #define SL__LAT_LE_N 29
 
+/* A stage's own metric (sl_stage_metric_add), summed over its workers.
+ * Strings are borrowed from the run. Not read back from JSON. */
+#define SL__EXTRA_MAX 32
+
+typedef struct sl__extra_metric {
+    const char *name;           /* [a-z][a-z0-9_]* */
+    const char *label_key;      /* NULL when unlabelled */
+    const char *label_value;    /* its value */
+    const char *help;           /* one line */
+    bool counter;               /* counter, else gauge */
+    int64_t value;
+} sl__extra_metric;
+
 typedef struct sl__stage_snapshot {
     const char *name;           /* borrowed from the run (or the document) */
     const char *type;
@@ -87,6 +100,8 @@ typedef struct sl__stage_snapshot {
     const char *breaker_state;  /* "closed", "open", "half_open" */
     uint64_t breaker_opens;     /* times it opened */
     uint64_t breaker_rejections;/* calls it refused */
+    size_t n_extra;             /* the stage's own metrics ... */
+    sl__extra_metric extra[SL__EXTRA_MAX]; /* ... in declaration order */
 } sl__stage_snapshot;
 
 typedef struct sl__run_snapshot {

@@ -14,6 +14,47 @@
 #include "metrics/text.h"
 #include "sluice/error.h"
 
+/*
+ * ,"extra":{NAME:VALUE, NAME:{LABEL_VALUE:VALUE,...}}: each name once, in
+ * the order first declared; a labelled metric's values gathered under it.
+ */
+static int extra_json(const sl__stage_snapshot *t, sl_buf *b)
+{
+    int rc = sl__mput(b, ",\"extra\":{");
+    bool first = true;
+    for (size_t i = 0; i < t->n_extra; i++) {
+        const sl__extra_metric *m = &t->extra[i];
+        bool seen = false;
+        for (size_t k = 0; k < i && !seen; k++)
+            seen = strcmp(t->extra[k].name, m->name) == 0;
+        if (seen)
+            continue;
+        if (!first)
+            rc |= sl__mput(b, ",");
+        first = false;
+        rc |= sl__mput_json_str(b, m->name);
+        rc |= sl__mput(b, ":");
+        if (m->label_key == NULL) {
+            rc |= sl__mputf(b, "%lld", (long long)m->value);
+            continue;
+        }
+        rc |= sl__mput(b, "{");
+        bool first_label = true;
+        for (size_t k = i; k < t->n_extra; k++) {
+            if (strcmp(t->extra[k].name, m->name) != 0)
+                continue;
+            if (!first_label)
+                rc |= sl__mput(b, ",");
+            first_label = false;
+            rc |= sl__mput_json_str(b, t->extra[k].label_value);
+            rc |= sl__mputf(b, ":%lld", (long long)t->extra[k].value);
+        }
+        rc |= sl__mput(b, "}");
+    }
+    rc |= sl__mput(b, "}");
+    return rc;
+}
+
 static int stage_json(const sl__run_snapshot *snap, const sl__stage_snapshot *t,
                       sl_buf *b)
 {
@@ -73,6 +114,8 @@ static int stage_json(const sl__run_snapshot *snap, const sl__stage_snapshot *t,
                         (unsigned long long)t->breaker_opens,
                         (unsigned long long)t->breaker_rejections);
     }
+    if (t->n_extra > 0)
+        rc |= extra_json(t, b);
     rc |= sl__mput(b, "}");
     return rc != 0 ? SL_ENOMEM : 0;
 }

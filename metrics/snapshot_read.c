@@ -17,7 +17,10 @@ static uint64_t get_u64(const sl_value *o, const char *key)
         return i > 0 ? (uint64_t)i : 0;
     }
     double d = sl_value_get_double(v);
-    return d > 0 ? (uint64_t)d : 0;
+    if (!(d > 0))
+        return 0;
+    /* 2^64: past it the conversion is undefined */
+    return d < 18446744073709551616.0 ? (uint64_t)d : UINT64_MAX;
 }
 
 static double get_num(const sl_value *o, const char *key)

@@ -64,6 +64,7 @@ void sl__svg_duration_us(double us, char *buf, size_t size)
         snprintf(buf, size, "%.3gns", us * 1e3);
 }
 
+/* v within [lo, hi]; NaN reads as lo. */
 static double clamp(double v, double lo, double hi)
 {
     if (!(v > lo))
@@ -100,6 +101,7 @@ static size_t text_chars(const char *s, size_t cap)
     return n;
 }
 
+/* Width of a legend entry: the swatch, the (cut) name, the mark. */
 static double legend_item_w(const sl__svg_series *s)
 {
     return 34 + 7.5 * (double)text_chars(s->name, LEGEND_MAX_CHARS) +
@@ -122,6 +124,8 @@ static int legend_rows(const sl__svg_series *ss, size_t n, double w)
     return rows;
 }
 
+/* The legend under a chart: one entry per series, wrapped into rows of
+ * width w from (left, top), as legend_rows counted. 0 or SL_ENOMEM. */
 static int legend_write(sl_buf *b, const sl__svg_series *ss, size_t n,
                         double left, double top, double w)
 {
@@ -164,6 +168,12 @@ static int legend_write(sl_buf *b, const sl__svg_series *ss, size_t n,
 #define PLOT_H 200.0
 #define AXIS_H 40.0
 
+/*
+ * x runs from 0 to a round value at or past the last point, y from 0 to a
+ * round value at or past the highest (0–100% for percentages). Values
+ * outside are drawn at the edge, so a wild number cannot push the drawing
+ * off the chart or make the tick loops long.
+ */
 int sl__svg_line_chart_write(sl_buf *b, const sl__svg_line_chart *c)
 {
     double pw = CHART_W - PLOT_L - PLOT_R;
@@ -293,6 +303,8 @@ int sl__svg_line_chart_write(sl_buf *b, const sl__svg_line_chart *c)
 #define BAR_ROW 26.0
 #define BAR_H 18.0
 
+/* Rows of BAR_ROW under a legend line; parts past 100% are cut at the end
+ * of the bar. */
 int sl__svg_share_bars_write(sl_buf *b, const char *id,
                              const sl__svg_bar_row *rows, size_t n,
                              const char *const part_names[3],
@@ -370,6 +382,7 @@ static const char *const q_names[4] = {"p50", "p90", "p99", "max"};
 static const char *const q_colors[4] = {"#4e79a7", "#59a14f", "#f28e2b",
                                         "#e15759"};
 
+/* The axis spans whole decades around every value, at most 12. */
 int sl__svg_quantiles_write(sl_buf *b, const char *id,
                             const sl__svg_quantile_row *rows, size_t n)
 {

@@ -10,7 +10,9 @@
  * Each element of "records" is the record's fields; a record with no
  * fields but a payload (not parsed yet) contributes its payload as a
  * string. The batch travels in the last record of the group, so it keeps
- * that record's position and metadata (how far the source has got).
+ * that record's position and metadata (how far the source has got), and
+ * takes over the others' acknowledgements: their source positions count as
+ * delivered once the batch is.
  */
 #include <stddef.h>
 #include <stdint.h>
@@ -76,6 +78,10 @@ static int batch_send(batch_state *st, sl_stage_ctx *sc)
         goto out_nomem;
 
     sl_record *carrier = st->pending[st->n - 1];
+    /* The carrier answers for every record of the batch (acknowledgement). */
+    for (size_t i = 0; i + 1 < st->n; i++)
+        if (sl_record_take_acks(carrier, st->pending[i]) != 0)
+            goto out_nomem;
     rc = sl_record_set_fields(carrier, obj);       /* takes obj */
     if (rc != 0)
         return rc;

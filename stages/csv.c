@@ -27,6 +27,7 @@
  * `header: true` needs `workers: 1`: the stage has to see the header first.
  */
 #include <errno.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -36,9 +37,9 @@
 #include "record_where.h"
 
 typedef struct csv_span {
-    size_t off;             /* start in the scratch buffer */
+    size_t off;             /* start: in scratch when quoted, else in the line */
     size_t len;             /* bytes */
-    bool quoted;            /* the field was quoted */
+    bool quoted;            /* the field was quoted (its bytes are in scratch) */
 } csv_span;
 
 typedef struct csv_stage {
@@ -53,7 +54,8 @@ typedef struct csv_stage {
     bool numbered;          /* no names: column_1, column_2, ... by position */
     bool header_pending;    /* the next line of a new file is a header */
     char *header_locator;   /* file the current header came from, or NULL */
-    sl_buf scratch;         /* unquoted field bytes of the current line */
+    const char *line;       /* the line being split (borrowed from its record) */
+    sl_buf scratch;         /* quoted fields of the current line, unescaped */
     csv_span *spans;        /* fields of the current line */
     size_t cap_spans;       /* entries allocated in spans */
     char numbuf[64];        /* a field copied for strtoll/strtod */
@@ -151,20 +153,22 @@ static int push_span(csv_stage *cs, size_t n, size_t off, size_t len, bool quote
 }
 
 /*
- * Split line p[0..len) into fields: their bytes go to scratch, their spans
- * to spans. Returns the number of fields, SL_ENOMEM, or SL_EPARSE with
+ * Split line p[0..len) into fields, their spans to spans: an unquoted
+ * field is read where it is, a quoted one is unescaped into scratch.
+ * p stays borrowed until the fields are built. Returns the number of fields, SL_ENOMEM, or SL_EPARSE with
  * *col (1-based) and *what describing the problem.
  */
 static long split_line(csv_stage *cs, const char *p, size_t len, size_t *col,
                        const char **what)
 {
     sl_buf_reset(&cs->scratch);
+    cs->line = p;
     if (len > 0 && p[len - 1] == '\r')
         len--;
     size_t n = 0;
     size_t i = 0;
     for (;;) {
-        size_t off = cs->scratch.len;
+        size_t off = cs->scratch.len, flen;
         bool quoted = false;
         bool more = false;   /* a delimiter followed this field */
         if (i < len && p[i] == '"') {
@@ -190,6 +194,7 @@ static long split_line(csv_stage *cs, const char *p, size_t len, size_t *col,
                 i = qi + 1;
                 break;
             }
+            flen = cs->scratch.len - off;
             if (i < len) {
                 if (p[i] != cs->delim) {
                     *col = i + 1;
@@ -202,15 +207,15 @@ static long split_line(csv_stage *cs, const char *p, size_t len, size_t *col,
         } else {
             const char *d = i < len ? memchr(p + i, cs->delim, len - i) : NULL;
             size_t end = d != NULL ? (size_t)(d - p) : len;
-            if (sl_buf_append(&cs->scratch, p + i, end - i) < 0)
-                return SL_ENOMEM;
+            off = i;
+            flen = end - i;
             i = end;
             if (d != NULL) {
                 i++;
                 more = true;
             }
         }
-        if (push_span(cs, n, off, cs->scratch.len - off, quoted) < 0)
+        if (push_span(cs, n, off, flen, quoted) < 0)
             return SL_ENOMEM;
         n++;
         if (!more)
@@ -219,25 +224,99 @@ static long split_line(csv_stage *cs, const char *p, size_t len, size_t *col,
     return (long)n;
 }
 
-/* The bytes of span i (valid until the next split). */
+/* The bytes of span i (valid until the next split, and while the line is). */
 static const char *span_text(const csv_stage *cs, size_t i)
 {
+    if (!cs->spans[i].quoted)
+        return cs->line + cs->spans[i].off;
     return cs->scratch.data != NULL ? cs->scratch.data + cs->spans[i].off : "";
 }
 
-/* true if s[0..n) is [+-]?digits with no leading zero (except "0"). */
-static bool looks_int(const char *s, size_t n)
+/*
+ * s[0..n) as an int64 when it is [+-]?digits with no leading zero (except
+ * "0") and fits 64 bits: true and *out set; false otherwise. Read here
+ * rather than with strtoll: no copy to terminate it, no errno.
+ */
+static bool parse_int(const char *s, size_t n, int64_t *out)
 {
     size_t i = 0;
+    bool neg = false;
     if (i < n && (s[i] == '-' || s[i] == '+'))
-        i++;
-    if (i == n)
+        neg = s[i++] == '-';
+    if (i == n || (s[i] == '0' && i + 1 < n))
         return false;
-    if (s[i] == '0' && i + 1 < n)
-        return false;
-    for (; i < n; i++)
-        if (s[i] < '0' || s[i] > '9')
+    uint64_t v = 0;
+    for (; i < n; i++) {
+        unsigned d = (unsigned)(unsigned char)s[i] - '0';
+        if (d > 9 || v > (UINT64_MAX - d) / 10)
             return false;
+        v = v * 10 + d;
+    }
+    if (v > (uint64_t)INT64_MAX + (neg ? 1 : 0))
+        return false;
+    *out = neg ? (int64_t)(0 - v) : (int64_t)v;
+    return true;
+}
+
+/* 10^0 .. 10^22: every one exactly a double. */
+static const double pow10_exact[] = {
+    1e0,  1e1,  1e2,  1e3,  1e4,  1e5,  1e6,  1e7,  1e8,  1e9,  1e10, 1e11,
+    1e12, 1e13, 1e14, 1e15, 1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22,
+};
+
+/*
+ * The double of s[0..n), already checked by looks_float, when it can be
+ * had exactly without strtod: at most 15 significant digits (so the digits
+ * as an integer m are exact) and a decimal exponent e with |e| <= 22 (so
+ * 10^|e| is exact); then m * 10^e or m / 10^-e is one correctly rounded
+ * operation, the value strtod gives. false: use strtod.
+ */
+static bool fast_float(const char *s, size_t n, double *out)
+{
+    size_t i = 0;
+    bool neg = false;
+    if (s[i] == '-' || s[i] == '+')
+        neg = s[i++] == '-';
+    uint64_t m = 0;
+    int digits = 0;       /* significant digits in m */
+    long e = 0;           /* decimal exponent of m */
+    for (; i < n && s[i] >= '0' && s[i] <= '9'; i++) {
+        if (m == 0 && s[i] == '0')
+            continue;
+        m = m * 10 + (uint64_t)(s[i] - '0');
+        digits++;
+    }
+    if (i < n && s[i] == '.') {
+        for (i++; i < n && s[i] >= '0' && s[i] <= '9'; i++) {
+            e--;
+            if (m == 0 && s[i] == '0')
+                continue;
+            m = m * 10 + (uint64_t)(s[i] - '0');
+            digits++;
+        }
+    }
+    if (digits > 15)
+        return false;
+    if (i < n) {   /* [eE][+-]?digits */
+        i++;
+        bool eneg = false;
+        if (s[i] == '-' || s[i] == '+')
+            eneg = s[i++] == '-';
+        long x = 0;
+        for (; i < n; i++) {
+            if (x > 1000)
+                return false;
+            x = x * 10 + (s[i] - '0');
+        }
+        e += eneg ? -x : x;
+    }
+    double d = (double)m;
+    if (m != 0) {
+        if (e < -22 || e > 22)
+            return false;
+        d = e < 0 ? d / pow10_exact[-e] : d * pow10_exact[e];
+    }
+    *out = neg ? -d : d;
     return true;
 }
 
@@ -292,20 +371,19 @@ static sl_value *field_value(csv_stage *cs, size_t i)
     if (n == 0)
         return sl_value_null();
     if (n < sizeof(cs->numbuf)) {
-        bool is_int = looks_int(s, n);
-        if (is_int || looks_float(s, n)) {
+        int64_t iv;
+        double d;
+        if (parse_int(s, n, &iv))
+            return sl_value_int(iv);
+        if (looks_float(s, n)) {
+            if (fast_float(s, n, &d))
+                return sl_value_double(d);
             memcpy(cs->numbuf, s, n);
             cs->numbuf[n] = '\0';
             errno = 0;
-            if (is_int) {
-                long long v = strtoll(cs->numbuf, NULL, 10);
-                if (errno == 0)
-                    return sl_value_int((int64_t)v);
-            } else {
-                double d = strtod(cs->numbuf, NULL);
-                if (errno == 0)
-                    return sl_value_double(d);
-            }
+            d = strtod(cs->numbuf, NULL);
+            if (errno == 0)
+                return sl_value_double(d);
         }
     }
     return sl_value_string(s, n);

@@ -11,7 +11,14 @@
  * "\n" or "\r\n") and whose position is (stage name, file path, byte offset
  * after the line, line number from 1). Blank lines are skipped but counted
  * in line numbers and offsets.
+ *
+ * With settings.state the stage resumes after the saved position: the
+ * files before it in this worker's share are skipped and its file is read
+ * from the saved offset. A saved file that is no longer the same file (a
+ * different inode, or shorter than the offset: replaced or truncated) is
+ * reported and read from its start.
  */
+#include <sys/stat.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <glob.h>
@@ -114,10 +121,12 @@ static int file_source_init(void *state, sl_stage_ctx *sc)
 }
 
 /*
- * Read one file to its end, emitting its lines. Returns 0 when done, 1 when
- * asked to stop, or an error described with sl_stage_error.
+ * Read one file to its end from byte offset `from` (line number
+ * `from_line` there), emitting its lines. Returns 0 when done, 1 when asked to stop,
+ * or an error described with sl_stage_error.
  */
-static int read_file(file_source *fs, sl_stage_ctx *sc, const char *path)
+static int read_file(file_source *fs, sl_stage_ctx *sc, const char *path,
+                     int64_t from, int64_t from_line)
 {
     char ebuf[128];
     int fd = open(path, O_RDONLY | O_CLOEXEC);
@@ -129,10 +138,26 @@ static int read_file(file_source *fs, sl_stage_ctx *sc, const char *path)
 #ifdef POSIX_FADV_SEQUENTIAL
     (void)posix_fadvise(fd, 0, 0, POSIX_FADV_SEQUENTIAL);
 #endif
+    struct stat sb;
+    if (fstat(fd, &sb) == 0 &&
+        sl_stage_source_file(sc, path, (uint64_t)sb.st_dev,
+                             (uint64_t)sb.st_ino) < 0) {
+        close(fd);
+        return sl_stage_error(sc, SL_ENOMEM, "%s: out of memory", path);
+    }
+    if (from > 0 && lseek(fd, (off_t)from, SEEK_SET) < 0) {
+        int e = errno;
+        close(fd);
+        return sl_stage_error(sc, sl__errno_code(e), "%s: seeking to %lld: %s",
+                              path, (long long)from,
+                              sl__errno_text(e, ebuf, sizeof(ebuf)));
+    }
     const char *name = sl_stage_name(sc);
     sl__line_reader *lr = &fs->lr;
     sl__line_reader_reset(lr, fd);
-    int64_t counted = 0;   /* bytes already reported as bytes_in */
+    lr->consumed = lr->bytes_read = from;
+    lr->line_no = from_line;
+    int64_t counted = from;   /* bytes already reported as bytes_in */
     unsigned since_check = 0;
     int rc;
     for (;;) {
@@ -184,16 +209,68 @@ static int read_file(file_source *fs, sl_stage_ctx *sc, const char *path)
     return rc;
 }
 
+/*
+ * Where to start in this worker's share (first, step) of the files: after
+ * the saved position, when there is one and its file is still the same.
+ * Sets *file, *from and *line. Thread: worker.
+ */
+static void resume_from(file_source *fs, sl_stage_ctx *sc, size_t first,
+                        size_t step, size_t *file, int64_t *from, int64_t *line)
+{
+    *file = first;
+    *from = 0;
+    *line = 0;
+    sl_resume rp;
+    if (sl_stage_resume_point(sc, &rp) != 0 || rp.locator == NULL)
+        return;
+    size_t i;
+    for (i = first; i < fs->n_files; i += step)
+        if (strcmp(fs->files[i], rp.locator) == 0)
+            break;
+    if (i >= fs->n_files) {
+        sl_stage_log(sc, SL_LOG_WARN, "the saved position is in %s, which "
+                     "this stage no longer reads: reading every file from "
+                     "the start", rp.locator);
+        sl_stage_resume_reset(sc);
+        return;
+    }
+    *file = i;
+    struct stat sb;
+    const char *why = NULL;
+    if (stat(rp.locator, &sb) != 0)
+        why = "cannot be read";
+    else if (rp.file_ino != 0 && ((uint64_t)sb.st_ino != rp.file_ino ||
+                                  (uint64_t)sb.st_dev != rp.file_dev))
+        why = "was replaced (another inode)";
+    else if ((int64_t)sb.st_size < rp.offset)
+        why = "was truncated (shorter than the saved offset)";
+    if (why != NULL) {
+        sl_stage_log(sc, SL_LOG_WARN, "%s %s since its position was saved "
+                     "(line %lld, byte %lld): reading it from the start",
+                     rp.locator, why, (long long)rp.seq, (long long)rp.offset);
+        sl_stage_resume_reset(sc);
+        return;
+    }
+    *from = rp.offset > 0 ? rp.offset : 0;
+    *line = rp.seq > 0 ? rp.seq : 0;
+    sl_stage_log(sc, SL_LOG_INFO, "resuming %s after line %lld (byte %lld)",
+                 rp.locator, (long long)*line, (long long)*from);
+}
+
 /* Read this worker's share of the files in order. */
 static int file_source_run(void *state, sl_stage_ctx *sc)
 {
     file_source *fs = state;
     size_t step = (size_t)(sl_stage_worker_count(sc) > 0 ? sl_stage_worker_count(sc) : 1);
     size_t first = (size_t)(sl_stage_worker_index(sc) > 0 ? sl_stage_worker_index(sc) : 0);
-    for (size_t i = first; i < fs->n_files; i += step) {
+    size_t start;
+    int64_t from, line;
+    resume_from(fs, sc, first, step, &start, &from, &line);
+    for (size_t i = start; i < fs->n_files; i += step) {
         if (sl_stage_stopping(sc))
             return 0;
-        int rc = read_file(fs, sc, fs->files[i]);
+        int rc = read_file(fs, sc, fs->files[i], i == start ? from : 0,
+                           i == start ? line : 0);
         if (rc < 0)
             return rc;
         if (rc == 1)

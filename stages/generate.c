@@ -12,6 +12,10 @@
  * source context so a stop request ends them at once. With several
  * workers, worker i makes the records n = i+1, i+1+W, ... and the rate is
  * shared between them.
+ *
+ * With settings.state the sequence goes on after the saved position: a
+ * run that stopped after record n makes n+1 (or this worker's next) first,
+ * and `count` stays the last number made, not a count per run.
  */
 #include <stddef.h>
 
@@ -94,8 +98,12 @@ static int generate_run(void *state, sl_stage_ctx *sc)
     /* This worker's share of the rate: one record every `interval` ns. */
     double interval = g->rate > 0 ? 1e9 * (double)workers / g->rate : 0;
     int64_t start = sl_clock_now(clock);
+    int64_t k0 = 0;      /* resume: the first k not made yet */
+    sl_resume rp;
+    if (sl_stage_resume_point(sc, &rp) == 0 && rp.seq >= first)
+        k0 = (rp.seq - first) / workers + 1;
 
-    for (int64_t k = 0;; k++) {
+    for (int64_t k = k0;; k++) {
         if (k > (INT64_MAX - first) / workers)
             break;                              /* numbers run out */
         int64_t n = first + k * workers;
@@ -104,7 +112,7 @@ static int generate_run(void *state, sl_stage_ctx *sc)
         if (sl_stage_stopping(sc))
             break;
         if (interval > 0) {
-            int64_t due = start + (int64_t)((double)k * interval);
+            int64_t due = start + (int64_t)((double)(k - k0) * interval);
             int64_t now = sl_clock_now(clock);
             if (due > now && sl_clock_sleep(clock, wait_ctx, due - now) < 0)
                 break;                          /* asked to stop */

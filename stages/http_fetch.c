@@ -27,9 +27,9 @@
  * max_backoff — and tries again, up to `attempts`. A URL that fails for
  * good, or that the open breaker refuses, becomes an error: `on_error:
  * fail` (and `retry`, once the retries are spent) ends the run with a
- * message naming the URL; `skip` counts it in `errors` and goes on.
- * `dead_letter` does the same as skip, since a failed fetch has no record
- * to write: the failure is logged with its URL.
+ * message naming the URL; `skip` counts it in `errors` and goes on;
+ * `dead_letter` also writes a record {"url": URL} (positioned at the URL)
+ * with the reason to the dead-letter file.
  *
  * Waits happen on the stage clock: with the real clock, curl_multi_poll
  * waits for transfers and timers at once; with a test clock, time only
@@ -39,9 +39,9 @@
  * cancel the fetch context: its waiter wakes curl_multi_poll, and every
  * transfer in flight is abandoned at once.
  *
- * With `workers: N`, the engine may start N copies of this stage; the
- * first one fetches every URL with N transfers in flight and the others
- * return at once, so that the output keeps its order.
+ * The stage declares `workers`, so the engine runs one worker thread and
+ * leaves the concurrency to the stage: N transfers in flight, one output
+ * in URL order.
  */
 #include <pthread.h>
 #include <stdatomic.h>
@@ -74,7 +74,6 @@ typedef struct http_fetch {
     int on_error;               /* option: SL__HTTP_ON_ERROR_* */
     int64_t max_body;           /* option: bytes; 0 = no limit */
 
-    bool idle;                  /* another engine worker does the fetching */
     bool have_set;              /* set, conf, policy hold resources */
     bool have_conf;
     bool have_policy;
@@ -118,9 +117,9 @@ static const sl_option fetch_options[] = {
     {SL_OPT_ENUM, "on_error", "fail", 0, offsetof(http_fetch, on_error), 0,
      0, SL__HTTP_ON_ERROR_CHOICES,
      "a URL that fails for good: fail (and retry, once the stage's own "
-     "retries are spent) ends the run naming the URL; skip and dead_letter "
-     "count it in errors, log it and go on (a failed fetch has no record "
-     "to dead-letter)"},
+     "retries are spent) ends the run naming the URL; skip counts it in "
+     "errors and goes on; dead_letter also writes {\"url\": URL} with the "
+     "reason to the dead-letter file"},
     {SL_OPT_SIZE, "max_body", "64MiB", 0, offsetof(http_fetch, max_body), 0,
      0, NULL, "largest response body accepted; 0 = no limit"},
     SL_OPTIONS_END,
@@ -135,6 +134,8 @@ typedef struct fetch_result {
     sl_record *rec;             /* the response, or NULL if the URL failed */
     int code;                   /* failure: SL_E* */
     char *msg;                  /* failure: "GET url: ... (attempt n of m)" */
+    char *url;                  /* failure: the URL */
+    int64_t k;                  /* failure: its number, from 0 */
     uint32_t retries;           /* retries made for this URL */
     uint64_t bytes;             /* body bytes received */
 } fetch_result;
@@ -146,6 +147,7 @@ static void result_free(void *p)
         return;
     sl_record_free(res->rec);
     free(res->msg);
+    free(res->url);
     free(res);
 }
 
@@ -169,7 +171,9 @@ typedef struct fetch_run {
     sl_chan *out;               /* results in URL order */
     fetch_slot *ring;           /* ring[k % window]: fetcher only */
     int64_t window;             /* URLs ahead of the bridge, at most */
-    _Atomic int64_t released;   /* atomic: sub-channels the bridge is done with */
+    _Atomic int64_t released;   /* atomic: sub-channels the bridge is done with
+                                   (counted from first) */
+    int64_t first;              /* first URL index to fetch (resume) */
     uint64_t rng;               /* backoff jitter: fetcher only */
     uint64_t logged_opens;      /* breaker openings already logged: fetcher only */
     int fatal_code;             /* fetcher's own failure; read after join */
@@ -230,13 +234,17 @@ static int deliver_failure(fetch_run *fr, fetch_job *job, int code,
 {
     fetch_result *res = calloc(1, sizeof(*res));
     char *m = strdup(msg);
-    if (res == NULL || m == NULL) {
+    char *u = strdup(job->req.url);
+    if (res == NULL || m == NULL || u == NULL) {
         free(res);
         free(m);
+        free(u);
         return SL_ENOMEM;
     }
     res->code = code;
     res->msg = m;
+    res->url = u;
+    res->k = job->k;
     res->retries = job->retries;
     deliver(fr, job->k, res);
     return 0;
@@ -381,7 +389,7 @@ static int fetch_loop(fetch_run *fr, fetch_job *jobs, int64_t n_jobs)
     const int64_t total = fr->f->set.total;
     const bool real_clock = fr->clock == sl_clock_real();
     CURLM *multi = fr->multi.multi;
-    int64_t next = 0;           /* next URL to begin */
+    int64_t next = fr->first;   /* next URL to begin */
     int64_t active = 0;         /* jobs not free */
     int running = 0;            /* jobs with a transfer on the multi */
 
@@ -494,10 +502,6 @@ static void *fetcher_main(void *arg)
 static int fetch_init(void *state, sl_stage_ctx *sc)
 {
     http_fetch *f = state;
-    if (sl_stage_worker_index(sc) > 0) {
-        f->idle = true;   /* the first worker fetches, in order */
-        return 0;
-    }
     int rc = sl__http_global_init(sc);
     if (rc != 0)
         return rc;
@@ -536,6 +540,55 @@ static void run_teardown(fetch_run *fr, pthread_t *fetcher, sl_bridge *bridge)
 }
 
 /*
+ * A URL that failed for good under on_error: dead_letter: a record holding
+ * just its URL (field `url`; position: the URL and its number) goes to the
+ * dead-letter file with the reason. Returns 0, or the error that fails the
+ * run (the dead-letter file could not be written; out of memory).
+ */
+static int reject_url(const http_fetch *f, sl_stage_ctx *sc,
+                      const fetch_result *res)
+{
+    (void)f;
+    sl_record *rec = sl_record_new();
+    if (rec == NULL ||
+        sl_record_set(rec, "url", sl_value_cstring(res->url)) != 0 ||
+        sl_record_set_position(rec, sl_stage_name(sc), res->url, -1,
+                               res->k + 1) != 0) {
+        sl_record_free(rec);
+        return sl_stage_error(sc, SL_ENOMEM, "out of memory");
+    }
+    return sl_record_reject(sc, rec, res->code, "%s", res->msg);
+}
+
+/*
+ * settings.state: the index of the first URL not yet delivered, after the
+ * saved position (the URL numbered seq, from 1). A saved URL that is not
+ * the one at that place in the list any more means the list changed: it is
+ * reported and every URL is fetched.
+ */
+static int64_t resume_first(http_fetch *f, sl_stage_ctx *sc)
+{
+    sl_resume rp;
+    if (sl_stage_resume_point(sc, &rp) != 0 || rp.seq <= 0)
+        return 0;
+    char *url = rp.seq <= f->set.total ? sl__url_set_get(&f->set, rp.seq - 1)
+                                       : NULL;
+    bool same = url != NULL && rp.locator != NULL &&
+                strcmp(url, rp.locator) == 0;
+    free(url);
+    if (!same) {
+        sl_stage_log(sc, SL_LOG_WARN, "the saved position (URL %lld, %s) is "
+                     "not in the URL list any more: fetching every URL",
+                     (long long)rp.seq, rp.locator != NULL ? rp.locator : "?");
+        sl_stage_resume_reset(sc);
+        return 0;
+    }
+    sl_stage_log(sc, SL_LOG_INFO, "resuming after URL %lld of %lld (%s)",
+                 (long long)rp.seq, (long long)f->set.total, rp.locator);
+    return rp.seq;
+}
+
+/*
  * Receive the results in URL order and emit them. Returns 0 once every URL
  * is accounted for (or the stage was asked to stop), the first failure
  * under on_error: fail, or SL_ECANCELED when the run is torn down.
@@ -543,9 +596,6 @@ static void run_teardown(fetch_run *fr, pthread_t *fetcher, sl_bridge *bridge)
 static int fetch_run_stage(void *state, sl_stage_ctx *sc)
 {
     http_fetch *f = state;
-    if (f->idle)
-        return 0;
-
     fetch_run fr;
     memset(&fr, 0, sizeof(fr));
     fr.f = f;
@@ -558,6 +608,8 @@ static int fetch_run_stage(void *state, sl_stage_ctx *sc)
     sl_bridge *bridge = NULL;
     bool fetcher_started = false;
 
+    fr.first = resume_first(f, sc);
+    atomic_init(&fr.released, fr.first);
     int rc = sl_ctx_create_child(sl_stage_source_context(sc), &fr.ctx);
     if (rc != 0)
         return sl_stage_error(sc, rc, "cannot make a context");
@@ -607,9 +659,17 @@ static int fetch_run_stage(void *state, sl_stage_ctx *sc)
             }
             continue;
         }
+        if (f->on_error == SL__HTTP_ON_ERROR_DEAD_LETTER) {
+            rc = reject_url(f, sc, res);
+            result_free(res);
+            if (rc != 0) {
+                result = rc;
+                break;
+            }
+            continue;
+        }
         sl_stage_count_error(sc);
-        if (f->on_error == SL__HTTP_ON_ERROR_SKIP ||
-            f->on_error == SL__HTTP_ON_ERROR_DEAD_LETTER) {
+        if (f->on_error == SL__HTTP_ON_ERROR_SKIP) {
             result_free(res);
             continue;
         }
@@ -621,7 +681,7 @@ static int fetch_run_stage(void *state, sl_stage_ctx *sc)
     run_teardown(&fr, fetcher_started ? &fetcher : NULL, bridge);
     if (result != 0)
         return result;
-    if (received == f->set.total)
+    if (received == f->set.total - fr.first)
         return 0;
     /* Ended early: a stop request, a cancelled run, or the fetcher failed. */
     if (fr.fatal_code != 0 && !sl_stage_stopping(sc))

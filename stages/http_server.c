@@ -32,6 +32,15 @@
  * value; clients without it are keyed by address). Idle buckets are
  * evicted, so many clients do not grow memory without bound.
  *
+ * Metrics of its own (docs/metrics.md): requests by status code, records
+ * accepted, body bytes received, refusals (429, 503 busy, 503 draining),
+ * requests in flight, per-client buckets held.
+ *
+ * Allocation: a keep-alive connection keeps its body buffer between
+ * requests (up to HS_KEEP_BUFFER), and a request's records share one
+ * metadata object, so a steady stream allocates little besides the
+ * records and their fields.
+ *
  * Stopping: when the pipeline asks sources to stop, the listener closes
  * (no new connections), requests already being served finish and their
  * records flow on, requests that arrive meanwhile on open connections get
@@ -61,6 +70,7 @@
 #include "http_server.h"
 
 #define HS_BACKLOG 128
+#define HS_N_CODES 10
 
 /* One request's records on their way from a connection thread to run(). */
 typedef struct hs_batch {
@@ -69,8 +79,22 @@ typedef struct hs_batch {
     uint64_t bytes;
 } hs_batch;
 
+/*
+ * One connection: a body buffer kept between the requests of a keep-alive
+ * connection, so that a steady stream of requests allocates no large
+ * buffers (one that grew past HS_KEEP_BUFFER is let go).
+ */
+typedef struct hs_conn {
+    sl_buf spare;
+} hs_conn;
+
+#define HS_KEEP_BUFFER ((size_t)256 * 1024)
+
 /* One request, from its headers to its completion. */
+typedef struct http_server http_server;
+
 typedef struct hs_request {
+    http_server *st;     /* the stage */
     char id[40];
     char client[64];
     int64_t start_ns;
@@ -83,7 +107,7 @@ typedef struct hs_request {
     sl_buf body;
 } hs_request;
 
-typedef struct http_server {
+struct http_server {
     /* options; immutable */
     char *listen;
     char *path;
@@ -123,7 +147,20 @@ typedef struct http_server {
     atomic_int_fast64_t next_seq;
     atomic_uint_fast64_t refused;   /* 429 and 503 answers */
     uint64_t refused_reported;      /* run()'s thread */
-} http_server;
+    /* the stage's own metrics (any thread); NULL entries: not declared */
+    sl_stage_metric *m_status[HS_N_CODES];  /* requests by status code */
+    sl_stage_metric *m_records;     /* records accepted */
+    sl_stage_metric *m_bytes;       /* request body bytes received */
+    sl_stage_metric *m_rate_limited;/* 429s */
+    sl_stage_metric *m_busy;        /* 503s: the pipeline was full */
+    sl_stage_metric *m_draining;    /* 503s: shutting down */
+    sl_stage_metric *m_in_flight;   /* requests being served */
+    sl_stage_metric *m_limiters;    /* per-client buckets held */
+};
+
+/* The status codes the stage answers, for the requests{code} metric. */
+static const unsigned hs_codes[HS_N_CODES] = {200, 400, 401, 404, 405,
+                                              413, 415, 429, 500, 503};
 
 static int64_t wall_ns(void)
 {
@@ -137,6 +174,60 @@ static int64_t mono_ns(void)
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (int64_t)ts.tv_sec * SL_NS_PER_S + ts.tv_nsec;
+}
+
+/* Declare the stage's own metrics (docs/metrics.md, "http_server"). */
+static int declare_metrics(http_server *st, sl_stage_ctx *sc)
+{
+    int rc = 0;
+    char code[8];
+    for (size_t i = 0; i < HS_N_CODES && rc == 0; i++) {
+        snprintf(code, sizeof(code), "%u", hs_codes[i]);
+        rc = sl_stage_metric_add(sc, SL_METRIC_COUNTER, "requests", "code", code,
+                                 "Requests answered, by status code.",
+                                 &st->m_status[i]);
+    }
+    if (rc == 0)
+        rc = sl_stage_metric_add(sc, SL_METRIC_COUNTER, "records_accepted", NULL,
+                                 NULL, "Records accepted (answered 200).",
+                                 &st->m_records);
+    if (rc == 0)
+        rc = sl_stage_metric_add(sc, SL_METRIC_COUNTER, "bytes_received", NULL,
+                                 NULL, "Request body bytes read.", &st->m_bytes);
+    if (rc == 0)
+        rc = sl_stage_metric_add(sc, SL_METRIC_COUNTER, "refused", "reason",
+                                 "rate_limit", "Requests refused: rate_limit "
+                                 "(429), busy (503, the pipeline was full), "
+                                 "draining (503, stopping).", &st->m_rate_limited);
+    if (rc == 0)
+        rc = sl_stage_metric_add(sc, SL_METRIC_COUNTER, "refused", "reason",
+                                 "busy", "Requests refused: rate_limit (429), "
+                                 "busy (503, the pipeline was full), draining "
+                                 "(503, stopping).", &st->m_busy);
+    if (rc == 0)
+        rc = sl_stage_metric_add(sc, SL_METRIC_COUNTER, "refused", "reason",
+                                 "draining", "Requests refused: rate_limit "
+                                 "(429), busy (503, the pipeline was full), "
+                                 "draining (503, stopping).", &st->m_draining);
+    if (rc == 0)
+        rc = sl_stage_metric_add(sc, SL_METRIC_GAUGE, "in_flight_requests", NULL,
+                                 NULL, "Requests being served now.",
+                                 &st->m_in_flight);
+    if (rc == 0)
+        rc = sl_stage_metric_add(sc, SL_METRIC_GAUGE, "client_limiters", NULL,
+                                 NULL, "Per-client rate-limit buckets held "
+                                 "(idle ones are evicted).", &st->m_limiters);
+    return rc == 0 ? 0 : sl_stage_error(sc, rc, "cannot declare metrics");
+}
+
+static void count_status(http_server *st, unsigned status)
+{
+    for (size_t i = 0; i < HS_N_CODES; i++) {
+        if (hs_codes[i] == status) {
+            sl_stage_metric_add_n(st->m_status[i], 1);
+            return;
+        }
+    }
 }
 
 static void batch_free(void *item)
@@ -329,6 +420,9 @@ static int http_server_init(void *state, sl_stage_ctx *sc)
     if (pthread_mutex_init(&st->mu, NULL) != 0)
         return sl_stage_error(sc, SL_ENOMEM, "mutex");
     st->mu_ok = true;
+    int mrc2 = declare_metrics(st, sc);
+    if (mrc2 < 0)
+        return mrc2;
     atomic_init(&st->next_request, 1);
     atomic_init(&st->next_seq, 1);
     atomic_init(&st->refused, 0);
@@ -390,6 +484,7 @@ static enum MHD_Result respond(struct MHD_Connection *c, hs_request *rq,
         MHD_add_response_header(r, "Connection", "close");
     enum MHD_Result ok = MHD_queue_response(c, status, r);
     MHD_destroy_response(r);
+    count_status(rq->st, status);
     rq->status = status;
     rq->answered = true;
     return ok;
@@ -477,18 +572,23 @@ static enum MHD_Result accept_body(http_server *st, struct MHD_Connection *c,
         return respond_error(c, rq, MHD_HTTP_INTERNAL_SERVER_ERROR, "out of memory", 0);
     }
     batch->bytes = rq->body.len;
-    int64_t received = wall_ns();
+    /* The request's records share one metadata object (copy-on-write):
+     * the first gets it, the others are copies of the first with their own
+     * fields and sequence number. Position: the stage, and the number of
+     * the record among all the stage received. */
+    int64_t seq = atomic_fetch_add(&st->next_seq, (int64_t)n);
     for (size_t i = 0; i < n; i++) {
-        sl_record *rec = sl_record_new();
+        sl_record *rec = i == 0 ? sl_record_new() : sl_record_copy(batch->recs[0]);
         if (rec == NULL)
             goto oom;
         batch->recs[batch->n++] = rec;
+        if (i == 0 &&
+            (sl_record_set_meta(rec, "client", sl_value_cstring(rq->client)) < 0 ||
+             sl_record_set_meta(rec, "request_id", sl_value_cstring(rq->id)) < 0 ||
+             sl_record_set_meta(rec, "received_ns", sl_value_int(wall_ns())) < 0))
+            goto oom;
         if (sl_record_set_fields(rec, sl_value_ref(sl_array_get(objs, i))) < 0 ||
-            sl_record_set_position(rec, st->name, st->path, -1,
-                                   atomic_fetch_add(&st->next_seq, 1)) < 0 ||
-            sl_record_set_meta(rec, "client", sl_value_cstring(rq->client)) < 0 ||
-            sl_record_set_meta(rec, "request_id", sl_value_cstring(rq->id)) < 0 ||
-            sl_record_set_meta(rec, "received_ns", sl_value_int(received)) < 0)
+            sl_record_set_position(rec, st->name, NULL, -1, seq + (int64_t)i) < 0)
             goto oom;
     }
     sl_value_unref(objs);
@@ -508,12 +608,14 @@ static enum MHD_Result accept_body(http_server *st, struct MHD_Connection *c,
     }
     if (rc < 0) {
         atomic_fetch_add(&st->refused, 1);
+        sl_stage_metric_add_n(rc == SL_EDEADLINE ? st->m_busy : st->m_draining, 1);
         int64_t ra = st->accept_timeout / SL_NS_PER_S + 1;
         return respond_error(c, rq, MHD_HTTP_SERVICE_UNAVAILABLE,
                              rc == SL_EDEADLINE ? "pipeline busy, retry later"
                                                 : "shutting down", ra);
     }
     rq->records = n;
+    sl_stage_metric_add_n(st->m_records, (int64_t)n);
     char body[64];
     snprintf(body, sizeof(body), "{\"accepted\":%zu}", n);
     return respond(c, rq, MHD_HTTP_OK, body, 0, false);
@@ -554,8 +656,11 @@ static enum MHD_Result on_headers(http_server *st, struct MHD_Connection *c,
             key = rq->client;
         int64_t retry = 0;
         int rc = sl_keyed_limiter_try(st->limiter, key, strlen(key), 1, &retry);
+        sl_stage_metric_set(st->m_limiters,
+                            (int64_t)sl_keyed_limiter_count(st->limiter));
         if (rc == SL_ELIMIT) {
             atomic_fetch_add(&st->refused, 1);
+            sl_stage_metric_add_n(st->m_rate_limited, 1);
             return respond_error(c, rq, MHD_HTTP_TOO_MANY_REQUESTS, "rate limit exceeded",
                                  (retry + SL_NS_PER_S - 1) / SL_NS_PER_S);
         }
@@ -567,6 +672,35 @@ static enum MHD_Result on_headers(http_server *st, struct MHD_Connection *c,
         return respond_error(c, rq, MHD_HTTP_CONTENT_TOO_LARGE, "body larger than max_body", 0);
     rq->post = true;
     return MHD_YES;
+}
+
+/* MHD's connection callback: a connection's state comes and goes. */
+static void hs_connection(void *cls, struct MHD_Connection *c,
+                          void **socket_context,
+                          enum MHD_ConnectionNotificationCode toe)
+{
+    (void)cls;
+    (void)c;
+    if (toe == MHD_CONNECTION_NOTIFY_STARTED) {
+        hs_conn *hc = calloc(1, sizeof(*hc));
+        if (hc != NULL)
+            sl_buf_init(&hc->spare);
+        *socket_context = hc;   /* NULL: requests allocate their own */
+        return;
+    }
+    hs_conn *hc = *socket_context;
+    *socket_context = NULL;
+    if (hc != NULL) {
+        sl_buf_fini(&hc->spare);
+        free(hc);
+    }
+}
+
+static hs_conn *conn_of(struct MHD_Connection *c)
+{
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(c, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+    return ci != NULL ? ci->socket_context : NULL;
 }
 
 static enum MHD_Result hs_access(void *cls, struct MHD_Connection *c,
@@ -582,8 +716,15 @@ static enum MHD_Result hs_access(void *cls, struct MHD_Connection *c,
         if (rq == NULL)
             return MHD_NO;
         *con_cls = rq;
+        rq->st = st;
         rq->start_ns = mono_ns();
-        sl_buf_init(&rq->body);
+        hs_conn *hc = conn_of(c);
+        if (hc != NULL) {
+            rq->body = hc->spare;   /* the connection's buffer, if any */
+            sl_buf_init(&hc->spare);
+        } else {
+            sl_buf_init(&rq->body);
+        }
         snprintf(rq->id, sizeof(rq->id), "%08x-%llu", (unsigned)st->boot,
                  (unsigned long long)atomic_fetch_add(&st->next_request, 1));
         client_address(c, rq->client, sizeof(rq->client));
@@ -592,10 +733,12 @@ static enum MHD_Result hs_access(void *cls, struct MHD_Connection *c,
         if (!draining) {
             st->in_flight++;
             rq->counted = true;
+            sl_stage_metric_add_n(st->m_in_flight, 1);
         }
         pthread_mutex_unlock(&st->mu);
         if (draining) {
             atomic_fetch_add(&st->refused, 1);
+            sl_stage_metric_add_n(st->m_draining, 1);
             return respond(c, rq, MHD_HTTP_SERVICE_UNAVAILABLE,
                            "{\"error\":\"shutting down\"}", 1, true);
         }
@@ -608,6 +751,7 @@ static enum MHD_Result hs_access(void *cls, struct MHD_Connection *c,
     if (*upload_data_size > 0) {
         size_t n = *upload_data_size;
         *upload_data_size = 0;
+        sl_stage_metric_add_n(st->m_bytes, (int64_t)n);
         if (rq->too_big)
             return MHD_YES;
         if (rq->body.len + n > (size_t)st->max_body) {
@@ -628,7 +772,6 @@ static enum MHD_Result hs_access(void *cls, struct MHD_Connection *c,
 static void hs_completed(void *cls, struct MHD_Connection *c, void **con_cls,
                          enum MHD_RequestTerminationCode toe)
 {
-    (void)c;
     http_server *st = cls;
     hs_request *rq = *con_cls;
     if (rq == NULL)
@@ -644,12 +787,19 @@ static void hs_completed(void *cls, struct MHD_Connection *c, void **con_cls,
                      "request id=%s client=%s status=aborted records=0 duration_ms=%.3f",
                      rq->id, rq->client, ms);
     if (rq->counted) {
+        sl_stage_metric_add_n(st->m_in_flight, -1);
         pthread_mutex_lock(&st->mu);
         if (--st->in_flight == 0 && st->draining)
             sl_chan_close(st->ch);
         pthread_mutex_unlock(&st->mu);
     }
-    sl_buf_fini(&rq->body);
+    hs_conn *hc = conn_of(c);
+    if (hc != NULL && hc->spare.data == NULL && rq->body.cap <= HS_KEEP_BUFFER) {
+        hc->spare = rq->body;   /* for the connection's next request */
+        sl_buf_reset(&hc->spare);
+    } else {
+        sl_buf_fini(&rq->body);
+    }
     free(rq);
 }
 
@@ -693,6 +843,7 @@ static int http_server_run(void *state, sl_stage_ctx *sc)
         MHD_OPTION_CONNECTION_LIMIT, (unsigned)st->max_connections,
         MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)(st->idle_timeout / SL_NS_PER_S),
         MHD_OPTION_NOTIFY_COMPLETED, hs_completed, st,
+        MHD_OPTION_NOTIFY_CONNECTION, hs_connection, st,
         MHD_OPTION_END);
     if (d == NULL)
         return sl_stage_error(sc, SL_EIO, "listen %s: cannot start the HTTP server", st->listen);
@@ -798,7 +949,8 @@ const sl_stage_desc sl_stage_http_server = {
     SL_STAGE_DESC_HEADER,
     .name = "http_server",
     .kind = SL_STAGE_SOURCE,
-    .summary = "receive JSON records POSTed over HTTP, with backpressure, rate limits and graceful stop",
+    .summary = "receive JSON records POSTed over HTTP, all of a body or none (400 names "
+               "the first bad line), with backpressure, rate limits and graceful stop",
     .options = http_server_options,
     .state_size = sizeof(http_server),
     .init = http_server_init,

@@ -20,15 +20,16 @@
  *              which retries it after a backoff — sending the batch, still
  *              held, again with it; when those retries run out the run fails.
  *   skip       every record of the batch counts in `errors` and is dropped.
- *   dead_letter  the record that completed the batch goes to the dead-letter
- *              file through the engine; the rest of the batch counts in
- *              `errors` and is dropped, as with skip (a stage can hand the
- *              engine only the record it is processing).
+ *   dead_letter  every record of the batch goes to the dead-letter file
+ *              with the reason (the held ones through sl_record_reject, the
+ *              one in hand through the engine) and counts in `errors`.
  *
  * A cancelled run abandons a request in flight at once. With `workers: N`,
  * each worker sends its own batches and keeps its own breaker; the rate is
  * split between them so that together they keep to it.
  */
+#include <stdarg.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -64,6 +65,7 @@ typedef struct http_store {
     sl_record **held;           /* records in batch, in order; owned */
     size_t n_held;
     size_t cap_held;
+    char why[1024];             /* why the last batch failed */
 } http_store;
 
 static const sl_option store_options[] = {
@@ -96,9 +98,9 @@ static const sl_option store_options[] = {
     {SL_OPT_ENUM, "on_error", "fail", 0, offsetof(http_store, on_error), 0,
      0, SL__HTTP_ON_ERROR_CHOICES,
      "a batch that fails for good: fail ends the run; retry resends it "
-     "with the engine's retries; skip drops it, counted in errors; "
-     "dead_letter writes the batch's last record to the dead-letter file "
-     "and drops the rest, counted in errors"},
+     "with the engine's retries; skip drops its records, dead_letter "
+     "writes each of them to the dead-letter file with the reason (both "
+     "count them in errors)"},
     SL_OPTIONS_END,
 };
 
@@ -151,10 +153,23 @@ static int ctx_error(const http_store *st)
     return e != 0 ? e : SL_ECANCELED;
 }
 
+/* Describe why the batch failed in st->why; returns code. */
+static int batch_error(http_store *st, int code, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static int batch_error(http_store *st, int code, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(st->why, sizeof(st->why), fmt, ap);
+    va_end(ap);
+    return code;
+}
+
 /*
  * Send the batch: one request, attempts as the policy allows. Returns 0
- * when the server took it, else the failure's code after sl_stage_error
- * with the reason (naming method, URL and attempts).
+ * when the server took it, else the failure's code with the reason
+ * (naming method, URL and attempts) in st->why.
  */
 static int send_batch(http_store *st, sl_stage_ctx *sc)
 {
@@ -162,12 +177,12 @@ static int send_batch(http_store *st, sl_stage_ctx *sc)
     int max = pol->retry.max_attempts;
     int rc = sl__http_req_begin(&st->req, &st->conf, st->url, ++st->seq);
     if (rc != 0)
-        return sl_stage_error(sc, rc, "out of memory");
+        return batch_error(st, rc, "out of memory");
     for (;;) {
         if (pol->limiter != NULL) {
             rc = sl_limiter_wait(pol->limiter, st->ctx, 1);
             if (rc != 0)
-                return sl_stage_error(sc, rc, "%s %s: stopped while waiting "
+                return batch_error(st, rc, "%s %s: stopped while waiting "
                                       "for the rate limit", st->conf.method,
                                       st->url);
         }
@@ -178,20 +193,20 @@ static int send_batch(http_store *st, sl_stage_ctx *sc)
                          "request %s: %s %s: circuit breaker open, not sent",
                          st->req.id, st->conf.method, st->url);
             st->logged_opens = opens;
-            return sl_stage_error(sc, SL_EBREAKER, "%s %s: circuit breaker "
+            return batch_error(st, SL_EBREAKER, "%s %s: circuit breaker "
                                   "open, batch of %zu records not sent (next "
                                   "probe in %.1fs)", st->conf.method, st->url,
                                   st->n_held, in);
         }
         rc = sl__http_req_prepare(&st->req, st->batch.data, st->batch.len);
         if (rc != 0)
-            return sl_stage_error(sc, rc, "cannot prepare the request: %s",
+            return batch_error(st, rc, "cannot prepare the request: %s",
                                   sl_strerror(rc));
         CURLcode cc = sl__http_multi_perform(&st->multi, &st->req);
         if (cc == CURLE_ABORTED_BY_CALLBACK && sl_ctx_is_done(st->ctx)) {
             if (pol->breaker != NULL)
                 sl_breaker_record(pol->breaker, true);   /* not its fault */
-            return sl_stage_error(sc, ctx_error(st), "%s %s: cancelled",
+            return batch_error(st, ctx_error(st), "%s %s: cancelled",
                                   st->conf.method, st->url);
         }
         sl__http_outcome o;
@@ -204,7 +219,7 @@ static int send_batch(http_store *st, sl_stage_ctx *sc)
         if (o.verdict != SL__HTTP_RETRY || st->req.attempt >= max) {
             char msg[1024];
             sl__http_describe(&st->req, &o, max, msg, sizeof(msg));
-            return sl_stage_error(sc, o.code, "%s, batch of %zu records", msg,
+            return batch_error(st, o.code, "%s, batch of %zu records", msg,
                                   st->n_held);
         }
         int64_t delay = sl__http_retry_delay(pol, st->req.attempt,
@@ -212,7 +227,7 @@ static int send_batch(http_store *st, sl_stage_ctx *sc)
         sl_stage_count_retry(sc);
         rc = sl_clock_sleep(sl_stage_clock(sc), st->ctx, delay);
         if (rc != 0)
-            return sl_stage_error(sc, rc, "%s %s: cancelled while waiting to "
+            return batch_error(st, rc, "%s %s: cancelled while waiting to "
                                   "retry", st->conf.method, st->url);
     }
 }
@@ -225,26 +240,21 @@ static void truncate_batch(http_store *st, size_t mark)
         st->batch.data[mark] = '\0';
 }
 
-/* Drop every held record from index `from` on, counting them as errors. */
-static void drop_held(http_store *st, sl_stage_ctx *sc, size_t from)
-{
-    for (size_t i = from; i < st->n_held; i++) {
-        sl_stage_count_error(sc);
-        sl_record_free(st->held[i]);
-    }
-    st->n_held = from;
-}
-
 /*
  * Send what is held. current is the record process() just added (the last
  * one held), or NULL from flush(). On failure current, if any, goes back
- * to the engine (its line removed) and the rest is dealt with per
- * on_error; the code is returned when the engine has something to do
- * (current, or a fatal failure), 0 otherwise.
+ * to the engine (its line removed) with the failure's code; the others
+ * meet on_error here: under skip and dead_letter each is handed to the
+ * engine with sl_record_reject and the reason, under fail and retry they
+ * stay held (fail ends the run; retry sends them again with current).
+ * Returns 0, or the code when the engine has something to do (current, or
+ * a fatal failure).
  */
 static int commit(http_store *st, sl_stage_ctx *sc, sl_record *current)
 {
     int rc = send_batch(st, sc);
+    if (rc != 0)
+        sl_stage_error(sc, rc, "%s", st->why);
     if (rc == 0) {
         sl_stage_count_stored(sc, st->n_held, st->batch.len);
         for (size_t i = 0; i < st->n_held; i++)
@@ -259,20 +269,25 @@ static int commit(http_store *st, sl_stage_ctx *sc, sl_record *current)
     }
     if (sl_ctx_is_done(st->ctx))
         return rc;
-    switch (st->on_error) {
-    case SL__HTTP_ON_ERROR_SKIP:
-    case SL__HTTP_ON_ERROR_DEAD_LETTER:
-        if (st->n_held > 0)
-            sl_stage_log(sc, SL_LOG_WARN, "%zu records of the failed batch "
-                         "dropped (on_error: %s)", st->n_held,
-                         st->on_error == SL__HTTP_ON_ERROR_SKIP ? "skip"
-                                                                : "dead_letter");
-        drop_held(st, sc, 0);
-        sl_buf_reset(&st->batch);
-        return current != NULL ? rc : 0;
-    default:
+    if (st->on_error != SL__HTTP_ON_ERROR_SKIP &&
+        st->on_error != SL__HTTP_ON_ERROR_DEAD_LETTER)
         return rc;                    /* fail, or retry through the engine */
+    const char *reason = st->why;
+    size_t n = st->n_held;
+    st->n_held = 0;
+    sl_buf_reset(&st->batch);
+    int first = 0;
+    for (size_t i = 0; i < n; i++) {
+        int rrc = sl_record_reject(sc, st->held[i], rc, "%s", reason);
+        if (rrc != 0 && first == 0)
+            first = rrc;
     }
+    if (first != 0)
+        return first;                 /* the dead-letter file failed */
+    /* The stage error is current's reason (the engine's dead letter). */
+    if (current != NULL)
+        return sl_stage_error(sc, rc, "%s", reason);
+    return 0;
 }
 
 static int store_process(void *state, sl_stage_ctx *sc, sl_record *rec)

@@ -2,6 +2,7 @@
 #include "line_writer.h"
 
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -39,12 +40,14 @@ void sl__line_writer_truncate(sl__line_writer *lw, size_t mark)
         lw->buf.data[mark] = '\0';
 }
 
-/* Report a failed system call on the output. */
-static int io_error(const sl__line_writer *lw, sl_stage_ctx *sc, int e)
+/* Report a failed system call on the output (the text kept in lw->why
+ * for records given up on later). */
+static int io_error(sl__line_writer *lw, sl_stage_ctx *sc, int e)
 {
     char ebuf[128];
-    return sl_stage_error(sc, sl__errno_code(e), "%s: %s", lw->name,
-                          sl__errno_text(e, ebuf, sizeof(ebuf)));
+    snprintf(lw->why, sizeof(lw->why), "%s: %s", lw->name,
+             sl__errno_text(e, ebuf, sizeof(ebuf)));
+    return sl_stage_error(sc, sl__errno_code(e), "%s", lw->why);
 }
 
 /*
@@ -82,13 +85,13 @@ static int write_all(sl__line_writer *lw, sl_stage_ctx *sc, size_t len)
  * Write the buffer, fsync if asked, then count the held records as stored
  * (bytes_out: the bytes written) and free them. When the write fails,
  * buffer and records stay for another attempt. When the fsync fails, the
- * lines are in the file but perhaps not on disk: the held records are
- * counted as errors and freed, except the last `keep` of them, which stay
- * held for the caller to take back.
+ * lines are in the file but perhaps not on disk: the buffer is spent, the
+ * records stay held and *written is set, for the caller to give up on.
  */
-static int commit_out(sl__line_writer *lw, sl_stage_ctx *sc, size_t keep)
+static int commit_out(sl__line_writer *lw, sl_stage_ctx *sc, bool *written)
 {
     uint64_t bytes = lw->buf.len;
+    *written = false;
     if (lw->buf.len > 0) {
         int rc = write_all(lw, sc, lw->buf.len);
         if (rc < 0)
@@ -96,21 +99,31 @@ static int commit_out(sl__line_writer *lw, sl_stage_ctx *sc, size_t keep)
         sl_buf_reset(&lw->buf);
     }
     if (lw->fsync && fsync(lw->fd) < 0) {
-        int e = errno;
-        size_t lost = lw->n_held > keep ? lw->n_held - keep : 0;
-        for (size_t i = 0; i < lost; i++) {
-            sl_stage_count_error(sc);
-            sl_record_free(lw->held[i]);
-        }
-        memmove(lw->held, lw->held + lost, (lw->n_held - lost) * sizeof(*lw->held));
-        lw->n_held -= lost;
-        return io_error(lw, sc, e);
+        *written = true;
+        return io_error(lw, sc, errno);
     }
     sl_stage_count_stored(sc, lw->n_held, bytes);
     for (size_t i = 0; i < lw->n_held; i++)
         sl_record_free(lw->held[i]);
     lw->n_held = 0;
     return 0;
+}
+
+/*
+ * Give up on held records from..n_held-1 - their lines failed - handing
+ * each to the stage's on_error with the reason (sl_record_reject). Returns
+ * 0 when the policy dealt with them all, else the first failure.
+ */
+static int give_up(sl__line_writer *lw, sl_stage_ctx *sc, size_t from, int code)
+{
+    int first = 0;
+    for (size_t i = from; i < lw->n_held; i++) {
+        int rc = sl_record_reject(sc, lw->held[i], code, "%s", lw->why);
+        if (rc != 0 && first == 0)
+            first = rc;
+    }
+    lw->n_held = from;
+    return first;
 }
 
 int sl__line_writer_add(sl__line_writer *lw, sl_stage_ctx *sc, sl_record *rec,
@@ -129,17 +142,30 @@ int sl__line_writer_add(sl__line_writer *lw, sl_stage_ctx *sc, sl_record *rec,
     lw->held[lw->n_held++] = rec;
     if (lw->buf.len < lw->flush_at)
         return 0;
-    int rc = commit_out(lw, sc, 1);
+    bool written;
+    int rc = commit_out(lw, sc, &written);
     if (rc < 0) {
         lw->n_held--;   /* rec goes back to the caller */
-        sl__line_writer_truncate(lw, mark);
+        if (written) {
+            /* The others' lines are out but not durable: on_error. */
+            (void)give_up(lw, sc, 0, rc);
+            sl_stage_error(sc, rc, "%s", lw->why);
+        } else {
+            sl__line_writer_truncate(lw, mark);
+        }
     }
     return rc;
 }
 
+/* A failed flush ends the batch: its records meet on_error. */
 int sl__line_writer_flush(sl__line_writer *lw, sl_stage_ctx *sc)
 {
     if (lw->buf.len == 0 && lw->n_held == 0)
         return 0;
-    return commit_out(lw, sc, 0);
+    bool written;
+    int rc = commit_out(lw, sc, &written);
+    if (rc == 0)
+        return 0;
+    sl__line_writer_truncate(lw, 0);
+    return give_up(lw, sc, 0, rc);
 }

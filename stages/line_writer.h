@@ -7,8 +7,11 @@
  * counted as stored, with the bytes written as bytes_out. A
  * buffer holds only whole lines, and when a write fails part-way on a file
  * the file is truncated back to where it was, so a reader never sees half a
- * line. On failure the lines stay buffered (and their records held) for the
- * next attempt.
+ * line. When a write fails while records keep coming, the lines stay
+ * buffered (and their records held) for the next attempt; when a flush
+ * fails, or an fsync (the lines may not be durable), the batch is over:
+ * its records go to the stage's on_error (sl_record_reject) with the
+ * reason.
  *
  * Thread: owner.
  */
@@ -30,6 +33,7 @@ typedef struct sl__line_writer {
     sl_record **held;       /* the records of those lines, in order */
     size_t n_held;          /* entries in held */
     size_t cap_held;        /* entries allocated in held */
+    char why[256];          /* the last failure, for records given up on */
 } sl__line_writer;
 
 /* Set up lw over fd (not owned). name must outlive lw. */
@@ -44,14 +48,17 @@ void sl__line_writer_fini(sl__line_writer *lw);
  * the end. The writer takes rec, and writes the buffer out if it is full.
  * Returns 0 (rec now belongs to the writer) or a negative code after
  * sl_stage_error: rec's bytes are then removed from the buffer and rec
- * stays with the caller.
+ * stays with the caller. (After a failed fsync the other held records go
+ * to on_error.)
  */
 int sl__line_writer_add(sl__line_writer *lw, sl_stage_ctx *sc, sl_record *rec,
                         size_t mark);
 
 /* Write out everything buffered (and fsync if asked), then count the held
- * records as stored. Returns 0 or a negative code after sl_stage_error; on
- * a failed fsync the held records are counted as errors and dropped. */
+ * records as stored. If that fails, every held record goes to on_error
+ * (sl_record_reject) and the buffer is dropped: returns 0 when the policy
+ * dealt with them (skip, dead_letter), else a negative code after
+ * sl_stage_error. */
 int sl__line_writer_flush(sl__line_writer *lw, sl_stage_ctx *sc);
 
 /* Drop buf's bytes from mark on (mark <= buf.len). */

@@ -23,13 +23,16 @@
  * the stage reports the row's error (naming the table and SQLite's message)
  * and writes the rest of the batch again, so one bad record costs only
  * itself. When the database itself fails (disk full, I/O error) the batch
- * stays held and is written again on the next record or flush.
+ * stays held and is written again on the next record (which, failing,
+ * goes to on_error); when it fails on flush, the batch is over and each
+ * of its records goes to on_error (sl_record_reject) with the reason.
  */
 #include <errno.h>
 #include <stdarg.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <sys/stat.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -73,6 +76,9 @@ typedef struct sqlite_sink {
     sqlite3_stmt *commit;       /* COMMIT */
     sqlite3_stmt *rollback;     /* ROLLBACK */
     bool in_txn;                /* a batch transaction is open */
+    bool exact;                 /* the file is settings.state: rows and the
+                                   source positions they complete commit
+                                   together (exactly-once) */
     bool need_replay;           /* pending rows must be written again */
 
     bool table_known;           /* tcols reflects the table */
@@ -666,10 +672,23 @@ static int replay(sqlite_sink *sq)
 }
 
 /* COMMIT, then count the batch as stored (bytes_out: the bytes bound) and
- * free its records. */
+ * free its records. When the file is settings.state, the source positions
+ * the batch completes go into the same transaction first. */
 static int commit_batch(sqlite_sink *sq, sl_stage_ctx *sc)
 {
+    if (sq->exact) {
+        int prc = sl_stage_acks_prepare(sc, sq->db, sq->pending, sq->n_pending);
+        if (prc < 0) {
+            snprintf(sq->msg, sizeof(sq->msg), "%s: saving source positions: %s",
+                     sq->path, sqlite3_errmsg(sq->db));
+            sq->db_failed = true;
+            sq->msg_set = true;
+            return prc;
+        }
+    }
     int rc = step_done(sq, sq->commit, "committing");
+    if (sq->exact)
+        sl_stage_acks_finish(sc, sq->pending, sq->n_pending, rc == 0);
     if (rc < 0)
         return rc;
     sq->in_txn = false;
@@ -751,9 +770,20 @@ static int sqlite_flush(void *state, sl_stage_ctx *sc)
     if (rc == 0)
         rc = commit_batch(sq, sc);
     if (rc < 0) {
+        /* The batch is over: its rows meet on_error. */
+        char msg[sizeof(sq->msg)];
+        memcpy(msg, sq_message(sq), sizeof(msg));
         abort_batch(sq);
-        sq->need_replay = true;
-        return sl_stage_error(sc, rc, "%s", sq_message(sq));
+        int first = 0;
+        for (size_t i = 0; i < sq->n_pending; i++) {
+            int rrc = sl_record_reject(sc, sq->pending[i], rc, "%s", msg);
+            if (rrc != 0 && first == 0)
+                first = rrc;
+        }
+        sq->n_pending = 0;
+        sq->pending_bytes = 0;
+        sq->need_replay = false;
+        return first;   /* set the stage error when not 0 */
     }
     return 0;
 }
@@ -803,6 +833,14 @@ static int open_errno(const char *path)
     return 0;
 }
 
+/* Do paths a (may be NULL) and b name one existing file? */
+static bool same_file(const char *a, const char *b)
+{
+    struct stat sa, sb;
+    return a != NULL && stat(a, &sa) == 0 && stat(b, &sb) == 0 &&
+           sa.st_dev == sb.st_dev && sa.st_ino == sb.st_ino;
+}
+
 static int sqlite_init(void *state, sl_stage_ctx *sc)
 {
     sqlite_sink *sq = state;
@@ -828,6 +866,7 @@ static int sqlite_init(void *state, sl_stage_ctx *sc)
         return sl_stage_error(sc, sq_code(rc), "%s: %s", sq->path, m);
     }
     sqlite3_extended_result_codes(sq->db, 1);
+    sq->exact = same_file(sl_stage_state_path(sc), sq->path);
     sqlite3_busy_timeout(sq->db, (int)(sq->busy_timeout / SL_NS_PER_MS));
 
     static const char *const sync_sql[] = {

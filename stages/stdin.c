@@ -71,6 +71,14 @@ static int stdin_run(void *state, sl_stage_ctx *sc)
     } else {
         lr->wake_fd = -1;
     }
+    if (sl_stage_state_path(sc) != NULL) {
+        /* Standard input cannot be read again: nothing to resume after,
+         * and no store may skip what arrives as already stored. */
+        sl_stage_log(sc, SL_LOG_WARN, "settings.state: standard input "
+                     "cannot be resumed; it is read from its start and "
+                     "every record is delivered (at least once)");
+        sl_stage_resume_reset(sc);
+    }
     const char *name = sl_stage_name(sc);
     int64_t counted = 0;
     unsigned since_check = 0;

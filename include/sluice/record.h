@@ -83,6 +83,17 @@ int64_t sl_record_ingest_ns(const sl_record *r);  /* sl_clock_real scale */
 sl_value *sl_record_meta(const sl_record *r, const char *key);
 int sl_record_set_meta(sl_record *r, const char *key, sl_value *v);
 
+/*
+ * Acknowledgement (docs/reliability.md): a source position counts as
+ * delivered once the record read there, and every record made from it, has
+ * been stored, dropped or dead-lettered. Copies and records emitted while
+ * processing another inherit this automatically. A stage that folds several
+ * records into one (a batch) calls sl_record_take_acks(dst, src) before
+ * freeing src: dst becomes answerable for src's positions. Returns 0,
+ * SL_EINVAL (NULL or the same record) or SL_ENOMEM (nothing moved).
+ */
+int sl_record_take_acks(sl_record *dst, sl_record *src);
+
 /* Approximate bytes the record occupies (payload + fields), for metrics.
  * The fields part is remembered until they change through this API or are
  * handed out by sl_record_fields_mut; a change made later through a

@@ -165,6 +165,34 @@ void sl_stage_count_stored(sl_stage_ctx *sc, uint64_t n, uint64_t bytes);
 int sl_stage_error(sl_stage_ctx *sc, int code, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
+/*
+ * Give up on rec, a record the stage holds beyond the call that brought it
+ * (one of a batch a sink could not commit, say), and have the engine apply
+ * the stage's on_error policy to it, as to a record whose process() failed
+ * with code and the reason given here (printf-style, at most 511 bytes
+ * kept; the engine prefixes the stage name):
+ *
+ *   skip         rec counts in `errors` and is freed;
+ *   dead_letter  rec is written to the dead-letter file with the stage name
+ *                and the reason, counts in `errors` and is freed;
+ *   fail, retry  rec counts in `errors` and is freed, and the call returns
+ *                code (also made the stage's error, as by sl_stage_error):
+ *                the stage fails its callback with it, which fails the run.
+ *                (The engine's retries are for the record in hand; a held
+ *                record the stage gave up on has had the stage's own.)
+ *
+ * Either way the record is done with, like one the engine skipped or
+ * dead-lettered itself (its source position may be acknowledged). rec may
+ * be the record being processed; process() then returns 0, or what this
+ * returned. Takes ownership of rec on every path. Returns 0 (skip,
+ * dead_letter), code (fail, retry; a code >= 0 is taken as SL_EINTERNAL),
+ * SL_EINVAL for a NULL rec, or SL_EIO when the dead-letter file cannot be
+ * written, which fails the run.
+ * Thread: worker.
+ */
+int sl_record_reject(sl_stage_ctx *sc, sl_record *rec, int code,
+                     const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+
 /* Sources: true once the pipeline asks sources to stop (SIGINT/SIGTERM,
  * deadline, failure). run() should return 0 soon after. Thread: any. */
 bool sl_stage_stopping(const sl_stage_ctx *sc);
@@ -206,6 +234,40 @@ void sl_stage_count_bytes_in(sl_stage_ctx *sc, uint64_t n);
  */
 void sl_stage_watch_breaker(sl_stage_ctx *sc, sl_breaker *b);
 
+/*
+ * A stage's own metrics, beside the ones every stage has: counters and
+ * gauges it declares in init() and updates from any of its threads. They
+ * appear under the stage in the JSON snapshot, in "extra" (a plain number,
+ * or with a label an object keyed by the label's value:
+ * "extra":{"requests":{"200":12,"429":3},"in_flight":0}), and in the
+ * Prometheus text as the family sluice_<stage type>_<name> (counters with
+ * _total appended) labelled {pipeline, stage[, label_key]}.
+ *
+ * sl_stage_metric_add: name is [a-z][a-z0-9_]* (at most 47 bytes);
+ * label_key (NULL: none) likewise; label_value any text up to 47 bytes;
+ * help one line, borrowed until destroy(). Several calls with the same
+ * name and kind but other label values make one labelled family. Returns
+ * 0 and *out, SL_EINVAL for a bad name or a name reused with another kind
+ * or label key, or SL_ELIMIT past 32 metrics per worker. Thread: worker.
+ *
+ * sl_stage_metric_add_n adds n to a counter (or a gauge: n may be
+ * negative); sl_stage_metric_set sets a gauge. Relaxed atomics: cheap, and
+ * safe from any thread while the stage lives (until destroy() returns).
+ */
+typedef enum sl_metric_kind {
+    SL_METRIC_COUNTER = 1,   /* only goes up */
+    SL_METRIC_GAUGE = 2,     /* goes up and down */
+} sl_metric_kind;
+
+typedef struct sl_stage_metric sl_stage_metric;
+
+int sl_stage_metric_add(sl_stage_ctx *sc, sl_metric_kind kind,
+                        const char *name, const char *label_key,
+                        const char *label_value, const char *help,
+                        sl_stage_metric **out);
+void sl_stage_metric_add_n(sl_stage_metric *m, int64_t n);
+void sl_stage_metric_set(sl_stage_metric *m, int64_t v);
+
 typedef enum sl_log_level {
     SL_LOG_ERROR = 0,
     SL_LOG_WARN,
@@ -217,6 +279,65 @@ typedef enum sl_log_level {
  * (no stage in the prefix). Thread: any. */
 void sl_stage_log(const sl_stage_ctx *sc, sl_log_level level,
                   const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
+/* ------------------------------------------------------------------ */
+/* Delivery: saved positions (settings.state, docs/reliability.md)     */
+/* ------------------------------------------------------------------ */
+
+/* Where a source's previous run got to: the position of the last record
+ * every store downstream had dealt with. Strings are borrowed until the
+ * stage's destroy(). */
+typedef struct sl_resume {
+    const char *locator;    /* file path or URL; NULL for none */
+    int64_t offset;         /* byte offset after that record, or -1 */
+    int64_t seq;            /* its sequence number */
+    uint64_t file_dev;      /* identity of the file at locator when it was */
+    uint64_t file_ino;      /* read (sl_stage_source_file); 0 unknown */
+} sl_resume;
+
+/*
+ * Sources: the saved point to resume after. Returns 0 with *out filled, or
+ * SL_ENOTFOUND when there is none (no settings.state, a first run, or a
+ * store that has nothing yet): start from the beginning. A source that
+ * resumes must emit the same records in the same order after that point
+ * as the previous run did. Call from run(), before emitting. Thread: worker.
+ */
+int sl_stage_resume_point(sl_stage_ctx *sc, sl_resume *out);
+
+/*
+ * Sources: the saved point could not be used (the file changed under it):
+ * every store receives everything this source emits from now on, and
+ * saved positions restart from here. Call before emitting. Thread: worker.
+ */
+void sl_stage_resume_reset(sl_stage_ctx *sc);
+
+/*
+ * Sources reading files: the file that records with locator path come
+ * from has this identity (st_dev, st_ino); it is saved with positions so a
+ * later run can tell a replaced file. 0 or SL_ENOMEM. Thread: worker.
+ */
+int sl_stage_source_file(sl_stage_ctx *sc, const char *path, uint64_t dev,
+                         uint64_t ino);
+
+/* The pipeline's settings.state file, or NULL. Thread: worker. */
+const char *sl_stage_state_path(const sl_stage_ctx *sc);
+
+/*
+ * Stores writing to the settings.state SQLite file (exactly-once): inside
+ * the open transaction that holds recs' rows, before COMMIT, call
+ * sl_stage_acks_prepare(sc, db, recs, n) with the store's sqlite3
+ * connection; it writes the positions those rows complete through db. Then
+ * COMMIT and call sl_stage_acks_finish(sc, recs, n, committed) whatever
+ * happened — between the two calls the stage must not emit, and recs
+ * stay the store's to free as usual afterwards. Without settings.state (or
+ * for a stage that is not a store) both do nothing and prepare returns 0.
+ * Returns 0, SL_EIO (writing failed: roll back; finish has been called)
+ * or SL_EINVAL. Thread: worker.
+ */
+int sl_stage_acks_prepare(sl_stage_ctx *sc, void *sqlite_db,
+                          sl_record *const *recs, size_t n);
+void sl_stage_acks_finish(sl_stage_ctx *sc, sl_record *const *recs, size_t n,
+                          bool committed);
 
 /* ------------------------------------------------------------------ */
 /* The descriptor                                                      */

@@ -14,6 +14,7 @@ expect_eq "http-files errors kept" "$errors" "$(wc -l < out/http-files-errors.js
 expect_eq "http-files in page order" "$(jq -c '.[] | select(.status >= 500) | .id' "${pages[@]}" | xargs)" \
     "$(jq -c '.id' out/http-files-errors.jsonl | xargs)"
 expect_eq "fetch records_out" "3" "$(metric out/files-metrics.json fetch records_out)"
+expect_eq "fetch workers (transfers in flight)" "2" "$(metric out/files-metrics.json fetch workers)"
 expect_eq "fetch bytes_in" "$(cat "${pages[@]}" | wc -c)" "$(metric out/files-metrics.json fetch bytes_in)"
 
 # --- a loopback server: GET serves pipelines/data, GET /hang never answers,
@@ -36,6 +37,11 @@ class H(http.server.SimpleHTTPRequestHandler):
     def do_POST(self):
         n = int(self.headers.get("Content-Length", "0"))
         body = self.rfile.read(n)
+        if self.path.startswith("/fail"):
+            self.send_response(500)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            return
         with lock, open("out/posted.jsonl", "ab") as f:
             f.write(body)
         self.send_response(200)
@@ -75,6 +81,33 @@ run_sluice 0 run out/store.yaml --quiet --metrics-file out/store-metrics.json
 expect_eq "posted records" "250" "$(wc -l < out/posted.jsonl)"
 expect_eq "each record once" "250" "$(jq -r '.id' out/posted.jsonl | sort -u | wc -l)"
 expect_eq "store records_out" "250" "$(metric out/store-metrics.json post records_out)"
+
+# --- a server that always fails, on_error: dead_letter: 23 records in
+# batches of 5 all reach the dead-letter file, with the reason, once each
+cat >out/store-dl.yaml <<YAML
+name: http-store-dl
+dead_letter: {path: out/store-rejects.jsonl}
+stages:
+  - name: gen
+    type: generate
+    count: 23
+    fields: {id: seq()}
+  - name: post
+    type: http
+    url: http://127.0.0.1:$port/fail
+    batch_size: 5
+    retry: {attempts: 2, backoff: 1ms}
+    on_error: dead_letter
+YAML
+run_sluice 0 run out/store-dl.yaml --quiet --metrics-file out/store-dl-metrics.json
+expect_eq "dead-lettered records" "23" "$(wc -l < out/store-rejects.jsonl)"
+expect_eq "each dead-lettered once" "$(seq 1 23 | xargs)" \
+    "$(jq -r '.record.id' out/store-rejects.jsonl | sort -n | xargs)"
+expect_eq "every line names the stage and the reason" "23" \
+    "$(jq -r 'select(.stage == "post" and (.error | test("HTTP 500.*attempt 2 of 2.*batch of")))' \
+        out/store-rejects.jsonl | jq -s length)"
+expect_eq "store errors" "23" "$(metric out/store-dl-metrics.json post errors)"
+expect_eq "store records_out" "0" "$(metric out/store-dl-metrics.json post records_out)"
 
 # --- SIGINT while a request hangs: the fetch is abandoned at once, exit 0
 cat >out/hang.yaml <<YAML

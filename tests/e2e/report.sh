@@ -6,15 +6,17 @@
 . "$(dirname "$0")/lib.bash"
 
 # A. The run: gen -> divide (errors on every 50th record, skipped) ->
-#    slow (rate limited: the bottleneck) -> out.
+#    slow (rate limited: the bottleneck) -> out. Its input queue holds
+#    0.1 s of its work, so a busy machine that runs the stages before it
+#    late still keeps it fed.
 cat > out/r.yaml <<'YAML'
 name: 'report <e2e> & "co"'
-settings: {channel_capacity: 16}
+settings: {channel_capacity: 32}
 metrics: {file: out/r.json, history: out/r.jsonl, interval: 50ms}
 stages:
-  - {name: gen, type: generate, count: 300, fields: {id: seq()}}
+  - {name: gen, type: generate, count: 240, fields: {id: seq()}}
   - {name: divide, type: map, set: {x: 10 / (id % 50)}, on_error: skip}
-  - {name: slow, type: rate_limit, rate: 400/s, burst: 1}
+  - {name: slow, type: rate_limit, rate: 300/s, burst: 1}
   - {name: out, type: null}
 YAML
 run_sluice 0 run out/r.yaml --quiet
@@ -33,7 +35,8 @@ expect_eq "retries chart absent (none in this run)" "1" "$(grep -c 'id="no-retri
 throughput=$(sed -n 's/.*\(<svg[^>]*id="throughput".*\)/\1/p' $page | sed 's,</svg>.*,,')
 expect_eq "throughput: one series per stage" "4" "$(grep -o 'class="series[^"]*" data-stage="[^"]*"' <<<"$throughput" | wc -l)"
 expect_eq "the bottleneck node" "1" "$(grep -o 'class="node hot" data-stage="slow"' $page | wc -l)"
-grep -q 'id="bottleneck">bottleneck: slow (rate_limit)' $page || fail "callout: $(grep -o 'id="bottleneck">[^<]*' $page)"
+grep -q 'id="bottleneck">bottleneck: slow (rate_limit)' $page ||
+    fail "callout: $(grep -o 'id="bottleneck">[^<]*' $page); $("$SLUICE_BIN" metrics out/r.json)"
 grep -q 'data-stage="divide"' <<<"$(sed -n 's/.*\(<svg[^>]*id="errors".*\)/\1/p' $page | sed 's,</svg>.*,,')" ||
     fail "errors chart lacks divide"
 grep -q '<title>sluice report: report &lt;e2e&gt; &amp; &quot;co&quot;</title>' $page ||

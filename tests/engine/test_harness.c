@@ -469,3 +469,84 @@ Test(stage_ctx, log_levels)
     cr_expect_not_null(strstr(buf, "ERROR [s1] shown 2\n"), "got: %s", buf);
     free(buf);
 }
+
+/* ------------------------------------------------------------------ */
+/* A stage's own metrics                                               */
+/* ------------------------------------------------------------------ */
+
+static sl_stage_metric *m_hits_200, *m_hits_404, *m_depth;
+
+static int metrics_init(void *state, sl_stage_ctx *sc)
+{
+    (void)state;
+    sl_stage_metric *m = NULL;
+    cr_assert_eq(sl_stage_metric_add(sc, SL_METRIC_COUNTER, "hits", "code", "200",
+                                     "Hits.", &m_hits_200), 0);
+    cr_assert_eq(sl_stage_metric_add(sc, SL_METRIC_COUNTER, "hits", "code", "404",
+                                     "Hits.", &m_hits_404), 0);
+    cr_assert_eq(sl_stage_metric_add(sc, SL_METRIC_GAUGE, "depth", NULL, NULL,
+                                     "Depth.", &m_depth), 0);
+    /* bad names, kinds, labels; the same metric twice; a kind clash */
+    cr_assert_eq(sl_stage_metric_add(sc, SL_METRIC_GAUGE, "Depth", NULL, NULL, "x", &m),
+                 SL_EINVAL);
+    cr_assert_eq(sl_stage_metric_add(sc, SL_METRIC_GAUGE, "a-b", NULL, NULL, "x", &m),
+                 SL_EINVAL);
+    cr_assert_eq(sl_stage_metric_add(sc, SL_METRIC_GAUGE, "", NULL, NULL, "x", &m),
+                 SL_EINVAL);
+    cr_assert_eq(sl_stage_metric_add(sc, (sl_metric_kind)7, "k", NULL, NULL, "x", &m),
+                 SL_EINVAL);
+    cr_assert_eq(sl_stage_metric_add(sc, SL_METRIC_GAUGE, "k", "Bad", "v", "x", &m),
+                 SL_EINVAL);
+    cr_assert_eq(sl_stage_metric_add(sc, SL_METRIC_GAUGE, "k", "l", NULL, "x", &m),
+                 SL_EINVAL);
+    cr_assert_eq(sl_stage_metric_add(sc, SL_METRIC_GAUGE, "depth", NULL, NULL, "x", &m),
+                 SL_EINVAL);
+    cr_assert_eq(sl_stage_metric_add(sc, SL_METRIC_COUNTER, "hits", "code", "200",
+                                     "Hits.", &m), SL_EINVAL);
+    cr_assert_eq(sl_stage_metric_add(sc, SL_METRIC_GAUGE, "hits", "code", "500",
+                                     "Hits.", &m), SL_EINVAL);
+    cr_assert_eq(sl_stage_metric_add(sc, SL_METRIC_COUNTER, "hits", "path", "/",
+                                     "Hits.", &m), SL_EINVAL);
+    /* 32 per worker */
+    int rc = 0;
+    int added = 3;
+    for (int i = 0; rc == 0; i++) {
+        char name[16];
+        snprintf(name, sizeof(name), "m%d", i);
+        rc = sl_stage_metric_add(sc, SL_METRIC_GAUGE, name, NULL, NULL, "x", &m);
+        added += rc == 0;
+    }
+    cr_assert_eq(rc, SL_ELIMIT);
+    cr_assert_eq(added, 32);
+    return 0;
+}
+
+static int metrics_process(void *state, sl_stage_ctx *sc, sl_record *rec)
+{
+    (void)state;
+    sl_stage_metric_add_n(m_hits_200, 2);
+    sl_stage_metric_add_n(m_hits_404, 1);
+    sl_stage_metric_set(m_depth, 7);
+    sl_stage_metric_add_n(m_depth, -3);
+    return sl_emit(sc, rec);
+}
+
+static const sl_stage_desc metrics_desc = {
+    SL_STAGE_DESC_HEADER, .name = "withmetrics", .kind = SL_STAGE_TRANSFORM,
+    .summary = "own metrics", .init = metrics_init, .process = metrics_process,
+};
+
+Test(harness, stage_metrics_declared_and_updated)
+{
+    sl_harness *h = NULL;
+    cr_assert_eq(sl_harness_create(&metrics_desc, NULL, &h), 0);
+    cr_assert_eq(sl_harness_init(h), 0);
+    cr_assert_eq(sl_harness_metric(h, "hits", "200"), 0);
+    cr_assert_eq(sl_harness_process_text(h, "x"), 0);
+    cr_assert_eq(sl_harness_process_text(h, "y"), 0);
+    cr_assert_eq(sl_harness_metric(h, "hits", "200"), 4);
+    cr_assert_eq(sl_harness_metric(h, "hits", "404"), 2);
+    cr_assert_eq(sl_harness_metric(h, "depth", NULL), 4);
+    cr_assert_eq(sl_harness_metric(h, "nothing", NULL), -1);
+    sl_harness_destroy(h);
+}

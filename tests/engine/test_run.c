@@ -231,6 +231,94 @@ static const sl_stage_desc refuse_desc = {
     .state_size = sizeof(collect_state), .destroy = collect_destroy,
 };
 
+/* A sink that holds every record and, on flush, gives them all up with
+ * sl_record_reject: the engine applies on_error to each. */
+typedef struct giveup_state {
+    sl_record **held;
+    size_t n, cap;
+} giveup_state;
+
+static int giveup_process(void *state, sl_stage_ctx *sc, sl_record *rec)
+{
+    giveup_state *st = state;
+    (void)sc;
+    if (st->n == st->cap) {
+        st->cap = st->cap ? st->cap * 2 : 64;
+        st->held = realloc(st->held, st->cap * sizeof(*st->held));
+    }
+    st->held[st->n++] = rec;
+    return 0;
+}
+
+static int giveup_flush(void *state, sl_stage_ctx *sc)
+{
+    giveup_state *st = state;
+    int first = 0;
+    for (size_t i = 0; i < st->n; i++) {
+        int64_t n = sl_value_get_int(sl_record_get(st->held[i], "n"));
+        int rc = sl_record_reject(sc, st->held[i], SL_EIO, "held %lld", (long long)n);
+        if (rc != 0 && first == 0)
+            first = rc;
+    }
+    st->n = 0;
+    return first;
+}
+
+static void giveup_destroy(void *state)
+{
+    giveup_state *st = state;
+    for (size_t i = 0; i < st->n; i++)
+        sl_record_free(st->held[i]);
+    free(st->held);
+}
+
+static const sl_stage_desc giveup_desc = {
+    SL_STAGE_DESC_HEADER, .name = "giveup", .kind = SL_STAGE_SINK,
+    .summary = "giveup", .state_size = sizeof(giveup_state),
+    .process = giveup_process, .flush = giveup_flush,
+    .destroy = giveup_destroy,
+};
+
+/* A source that declares `workers` (runs its own concurrency): how many
+ * times run() is called, and what it sees. */
+static int own_runs;                   /* guarded by mu */
+static int own_worker_count;           /* guarded by mu */
+static int64_t own_workers_option;     /* guarded by mu */
+
+typedef struct own_state {
+    int64_t workers;
+    int64_t count;
+} own_state;
+
+static const sl_option own_options[] = {
+    {SL_OPT_INT, "workers", "1", 0, offsetof(own_state, workers), 1, 256, NULL, ""},
+    {SL_OPT_INT, "count", "10", 0, offsetof(own_state, count), 0, 0, NULL, ""},
+    SL_OPTIONS_END,
+};
+
+static int own_run(void *state, sl_stage_ctx *sc)
+{
+    own_state *st = state;
+    pthread_mutex_lock(&mu);
+    own_runs++;
+    own_worker_count = sl_stage_worker_count(sc);
+    own_workers_option = st->workers;
+    pthread_mutex_unlock(&mu);
+    for (int64_t i = 1; i <= st->count; i++) {
+        sl_record *r = sl_record_new();
+        sl_record_set(r, "n", sl_value_int(i));
+        if (sl_emit(sc, r) != 0)
+            return 0;
+    }
+    return 0;
+}
+
+static const sl_stage_desc own_desc = {
+    SL_STAGE_DESC_HEADER, .name = "own", .kind = SL_STAGE_SOURCE,
+    .summary = "own", .options = own_options,
+    .state_size = sizeof(own_state), .run = own_run,
+};
+
 /* ------------------------------------------------------------------ */
 /* Building pipelines                                                  */
 /* ------------------------------------------------------------------ */
@@ -509,6 +597,92 @@ Test(run, dead_letter_writes_json_lines)
     fclose(f);
     cr_expect_eq(lines, 3);
     cr_expect_eq(sum, 10 + 20 + 30);
+}
+
+Test(run, rejected_held_records_meet_on_error)
+{
+    char dl[128];
+    snprintf(dl, sizeof(dl), "%s/held.jsonl", tmpdir);
+    cfg.dead_letter.path = dl;
+    size_t a = add("src", &count_desc, "count: 25", -1, -1);
+    size_t b = add("hold", &giveup_desc, NULL, (int)a, -1);
+    confs[b].on_error = SL_ON_ERROR_DEAD_LETTER;
+    sl__run *run = create();
+    sl__run_result res = run_to_end(run);
+    cr_expect_eq(res.status, SL__RUN_SUCCEEDED, "%s", res.cause);
+    cr_expect_eq(COUNTER(run, b, records_in), 25);
+    cr_expect_eq(COUNTER(run, b, errors), 25);
+    cr_expect_eq(COUNTER(run, b, records_out), 0);
+    sl__run_destroy(run);
+
+    FILE *f = fopen(dl, "r");
+    cr_assert_not_null(f);
+    char line[1024];
+    int lines = 0;
+    int64_t sum = 0;
+    while (fgets(line, sizeof(line), f) != NULL) {
+        lines++;
+        sl_value *v = NULL;
+        cr_assert_eq(sl_json_parse(line, strlen(line), NULL, &v, NULL), 0, "%s", line);
+        cr_expect_str_eq(sl_value_get_string(sl_object_get(v, "stage"), NULL), "hold");
+        int64_t n = sl_value_get_int(sl_object_get(sl_object_get(v, "record"), "n"));
+        char want[64];
+        snprintf(want, sizeof(want), "held %lld", (long long)n);
+        cr_expect_str_eq(sl_value_get_string(sl_object_get(v, "error"), NULL), want);
+        sl_value *pos = sl_object_get(v, "position");
+        cr_expect_eq(sl_value_get_int(sl_object_get(pos, "seq")), n);
+        sum += n;
+        sl_value_unref(v);
+    }
+    fclose(f);
+    cr_expect_eq(lines, 25);
+    cr_expect_eq(sum, 25 * 26 / 2);
+}
+
+Test(run, rejected_held_records_skip_and_fail)
+{
+    size_t a = add("src", &count_desc, "count: 7", -1, -1);
+    size_t b = add("hold", &giveup_desc, NULL, (int)a, -1);
+    confs[b].on_error = SL_ON_ERROR_SKIP;
+    sl__run *run = create();
+    sl__run_result res = run_to_end(run);
+    cr_expect_eq(res.status, SL__RUN_SUCCEEDED, "%s", res.cause);
+    cr_expect_eq(COUNTER(run, b, errors), 7);
+    sl__run_destroy(run);
+
+    n_stages = 0;
+    a = add("src", &count_desc, "count: 7", -1, -1);
+    b = add("hold", &giveup_desc, NULL, (int)a, -1);
+    confs[b].on_error = SL_ON_ERROR_RETRY;   /* falls back to fail */
+    run = create();
+    res = run_to_end(run);
+    cr_expect_eq(res.status, SL__RUN_FAILED);
+    cr_expect_eq(res.exit_code, 1);
+    cr_expect(strncmp(res.cause, "stage hold: held ", 17) == 0, "%s", res.cause);
+    sl__run_destroy(run);
+}
+
+Test(run, a_stage_declaring_workers_gets_one_worker)
+{
+    char mf[128];
+    snprintf(mf, sizeof(mf), "%s/own.json", tmpdir);
+    cfg.metrics.file = mf;
+    size_t a = add("src", &own_desc, "workers: 4\ncount: 50", -1, -1);
+    confs[a].workers = 4;
+    size_t b = add("sink", &collect_desc, NULL, (int)a, -1);
+    sl__run *run = create();
+    sl__run_result res = run_to_end(run);
+    cr_expect_eq(res.status, SL__RUN_SUCCEEDED, "%s", res.cause);
+    cr_expect_eq(own_runs, 1, "one worker runs the stage");
+    cr_expect_eq(own_worker_count, 1);
+    cr_expect_eq(own_workers_option, 4, "the stage gets the value");
+    cr_expect_eq(COUNTER(run, b, stored), 50);
+    sl__run_snapshot snap;
+    cr_assert_eq(sl__run_snapshot_take(run, NULL, &snap), 0);
+    cr_expect_eq(snap.stages[a].workers, 4, "metrics show the concurrency given");
+    cr_expect_eq(snap.stages[b].workers, 1);
+    sl__run_snapshot_fini(&snap);
+    sl__run_destroy(run);
 }
 
 Test(run, retry_then_succeed)

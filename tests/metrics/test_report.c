@@ -542,3 +542,19 @@ Test(report_html, hostile_numbers_stay_bounded)
     free(svg);
     free(page);
 }
+
+Test(report_history, counts_past_2_64_saturate)
+{
+    const char *text =
+        "{\"pipeline\":\"p\",\"status\":\"succeeded\",\"elapsed_s\":1,"
+        "\"stages\":[{\"name\":\"g\",\"kind\":\"source\",\"records_out\":1e30,"
+        "\"errors\":-5}]}\n";
+    sl__history h;
+    size_t line = 0;
+    char err[256];
+    cr_assert_eq(read_text(text, 0, &h, &line, err, sizeof(err)), 0, "%s", err);
+    cr_assert_eq(h.last.stages[0].records_out, UINT64_MAX);
+    cr_assert_eq(SL__HIST_AT(&h, work, 0, 0), UINT64_MAX);
+    cr_assert_eq(h.last.stages[0].errors, 0);
+    sl__history_fini(&h);
+}

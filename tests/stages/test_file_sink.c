@@ -186,8 +186,64 @@ Test(file_sink, disk_full_is_reported_and_nothing_counts_as_stored)
     cr_assert_eq(sl_harness_flush(h), SL_ENOSPC);
     cr_expect_str_eq(sl_harness_last_error(h), "/dev/full: no space left on device");
     cr_expect_eq(sl_harness_stored_count(h), 0);
-    cr_expect_eq(sl_harness_flush(h), SL_ENOSPC, "the lines are still held");
+    /* The batch is over: both records met on_error (fail: the run fails). */
+    cr_expect_eq(sl_harness_rejected_count(h), 2);
+    cr_expect_eq(sl_harness_error_count(h), 2);
+    cr_expect_eq(sl_harness_flush(h), 0, "nothing is held any more");
     sl_harness_destroy(h);
+}
+
+Test(file_sink, failed_batch_goes_to_dead_letter_record_by_record)
+{
+    /* Under on_error: dead_letter a failed write costs the run nothing:
+     * every record of the batch is dead-lettered with the reason, whether
+     * it was held (flush) or in hand (a full buffer's write). */
+    sl_harness *h = st_harness(&sl_stage_file_sink, "path: /dev/full");
+    cr_assert_eq(sl_harness_set_on_error(h, "dead_letter"), 0);
+    cr_assert_eq(sl_harness_set_on_error(h, "sometimes"), SL_EINVAL);
+    const int n = 3000;
+    int failed = 0;
+    for (int i = 0; i < n; i++) {
+        int rc = sl_harness_process(h, st_record_json(st_fmt("{\"i\":%d,\"pad\":\"%0100d\"}", i, i)));
+        cr_assert(rc == 0 || rc == SL_ENOSPC, "%s", sl_error_name(rc));
+        failed += rc != 0;
+    }
+    cr_assert_gt(failed, 0, "full buffers were written on the way");
+    cr_assert_eq(sl_harness_flush(h), 0, "%s", sl_harness_last_error(h));
+    cr_expect_eq(sl_harness_stored_count(h), 0);
+    cr_expect_eq(sl_harness_failed_count(h), (size_t)failed);
+    cr_expect_eq(sl_harness_rejected_count(h), (size_t)(n - failed));
+    cr_expect_eq(sl_harness_error_count(h), (uint64_t)n);
+    static char seen[3000];
+    for (size_t k = 0; k < sl_harness_rejected_count(h); k++) {
+        cr_assert_str_eq(sl_harness_rejected_reason(h, k),
+                         "/dev/full: no space left on device");
+        seen[sl_value_get_int(sl_record_get(sl_harness_rejected(h, k), "i"))]++;
+    }
+    for (size_t k = 0; k < sl_harness_failed_count(h); k++)
+        seen[sl_value_get_int(sl_record_get(sl_harness_failed(h, k), "i"))]++;
+    for (int i = 0; i < n; i++)
+        cr_assert_eq(seen[i], 1, "record %d met on_error %d times", i, seen[i]);
+    sl_harness_destroy(h);
+}
+
+Test(file_sink, failed_fsync_under_dead_letter_rejects_and_goes_on)
+{
+    const char *fifo = st_path("fifo");
+    cr_assert_eq(mkfifo(fifo, 0644), 0);
+    int rd = open(fifo, O_RDONLY | O_NONBLOCK);
+    cr_assert_geq(rd, 0);
+    sl_harness *h = st_harness(&sl_stage_file_sink, st_fmt("{path: %s, fsync: true}", fifo));
+    cr_assert_eq(sl_harness_set_on_error(h, "dead_letter"), 0);
+    put(h, "{\"a\":1}");
+    put(h, "{\"a\":2}");
+    cr_assert_eq(sl_harness_flush(h), 0);
+    cr_expect_eq(sl_harness_rejected_count(h), 2);
+    cr_expect_str_eq(sl_harness_rejected_reason(h, 1), st_fmt("%s: invalid argument", fifo));
+    cr_expect_eq(sl_harness_error_count(h), 2);
+    cr_expect_eq(sl_harness_stored_count(h), 0);
+    sl_harness_destroy(h);
+    close(rd);
 }
 
 Test(file_sink, failed_write_leaves_no_partial_line)

@@ -227,19 +227,6 @@ Test(http_fetch, request_id_sent_logged_and_kept_across_retries)
     sl_harness_destroy(h);
 }
 
-Test(http_fetch, other_workers_of_the_stage_stay_idle)
-{
-    sl_harness *h = NULL;
-    cr_assert_eq(sl_harness_create(&sl_stage_http_fetch,
-                                   st_fmt("url: '%s'\nworkers: 2", url("/x")), &h), 0);
-    sl_harness_set_worker(h, 1, 2);
-    cr_assert_eq(sl_harness_init(h), 0);
-    run_ok(h);
-    cr_assert_eq(sl_harness_emitted_count(h), 0);
-    cr_assert_eq(http_server_hits(srv), 0);
-    sl_harness_destroy(h);
-}
-
 /* ------------------------------------------------------------------ */
 /* Order under concurrency                                             */
 /* ------------------------------------------------------------------ */
@@ -662,13 +649,23 @@ Test(http_fetch, skip_counts_failures_and_keeps_going)
     sl_harness_destroy(h);
 }
 
-Test(http_fetch, dead_letter_skips_like_skip)
+Test(http_fetch, dead_letter_writes_the_failed_url)
 {
-    sl_harness *h = make(st_fmt("urls: ['%s', '%s']\non_error: dead_letter",
-                                url("/b?status=410"), url("/c")));
+    const char *bad = url("/b?status=410");
+    sl_harness *h = make(st_fmt("urls: ['%s', '%s']\non_error: dead_letter", bad, url("/c")));
     run_ok(h);
     cr_assert_eq(sl_harness_emitted_count(h), 1);
     cr_assert_eq(sl_harness_error_count(h), 1);
+    cr_assert_eq(sl_harness_rejected_count(h), 1);
+    sl_record *r = sl_harness_rejected(h, 0);
+    cr_assert_str_eq(sl_value_get_string(sl_record_get(r, "url"), NULL), bad);
+    const sl_position *pos = sl_record_position(r);
+    cr_assert_not_null(pos);
+    cr_assert_str_eq(pos->locator, bad);
+    cr_assert_eq(pos->seq, 1);
+    const char *why = sl_harness_rejected_reason(h, 0);
+    cr_assert(strstr(why, "HTTP 410") != NULL, "%s", why);
+    cr_assert(strstr(why, bad) != NULL, "%s", why);
     sl_harness_destroy(h);
 }
 

@@ -283,6 +283,17 @@ Test(http_server, wrong_method_type_path_and_oversize_are_refused)
     cr_assert_eq(post(s.port, "{\"a\":1}", &r), 200);
     server_stop(&s);
     cr_assert_eq(sl_harness_emitted_count(s.h), 1);
+    /* the stage's own metrics: every answer by code */
+    cr_assert_eq(sl_harness_metric(s.h, "requests", "405"), 2);
+    cr_assert_eq(sl_harness_metric(s.h, "requests", "415"), 2);
+    cr_assert_eq(sl_harness_metric(s.h, "requests", "404"), 1);
+    cr_assert_eq(sl_harness_metric(s.h, "requests", "413"), 2);
+    cr_assert_eq(sl_harness_metric(s.h, "requests", "200"), 2, "/health and the POST");
+    cr_assert_eq(sl_harness_metric(s.h, "records_accepted", NULL), 1);
+    cr_assert_eq(sl_harness_metric(s.h, "in_flight_requests", NULL), 0);
+    /* bodies read: the chunked one (refused as it grew) and the good one;
+     * the others were answered from their headers */
+    cr_assert_eq(sl_harness_metric(s.h, "bytes_received", NULL), 300 + 7);
     sl_harness_destroy(s.h);
 }
 
@@ -355,6 +366,10 @@ Test(http_server, per_client_limit_holds_a_noisy_client_not_a_quiet_one)
     server_stop(&s);
     cr_assert_eq(sl_harness_emitted_count(s.h), 7);
     cr_assert_eq(sl_harness_error_count(s.h), 7, "429s counted as errors");
+    cr_assert_eq(sl_harness_metric(s.h, "requests", "429"), 7);
+    cr_assert_eq(sl_harness_metric(s.h, "refused", "rate_limit"), 7);
+    cr_assert_eq(sl_harness_metric(s.h, "requests", "200"), 7);
+    cr_assert_eq(sl_harness_metric(s.h, "client_limiters", NULL), 2, "noisy and quiet");
     sl_harness_destroy(s.h);
 }
 
@@ -579,4 +594,133 @@ Test(http_server, nested_rate_limit_and_auth_options)
                                    "rate_limit_per_client: {burst: 2, colour: red}", &h), 0);
     cr_assert_eq(sl_harness_init(h), SL_ECONFIG);
     sl_harness_destroy(h);
+}
+
+/* --- hostile clients: huge headers, slow bodies --- */
+
+/* A raw TCP connection to the server. */
+static int raw_connect(int port)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    cr_assert_geq(fd, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    cr_assert_eq(connect(fd, (struct sockaddr *)&a, sizeof(a)), 0);
+    return fd;
+}
+
+static void raw_send(int fd, const char *data, size_t len)
+{
+    while (len > 0) {
+        ssize_t n = send(fd, data, len, MSG_NOSIGNAL);
+        if (n <= 0)
+            return;   /* the server may close early: that is its answer */
+        data += n;
+        len -= (size_t)n;
+    }
+}
+
+/* Read until the server closes the connection; the status line's code,
+ * or 0 when it closed without answering. */
+static int raw_answer(int fd)
+{
+    char buf[4096];
+    size_t got = 0;
+    for (;;) {
+        ssize_t n = recv(fd, buf + got, sizeof(buf) - 1 - got, 0);
+        if (n <= 0)
+            break;
+        got += (size_t)n;
+        if (got == sizeof(buf) - 1)
+            got = 64;   /* keep the status line, drop the rest */
+    }
+    buf[got] = '\0';
+    int code = 0;
+    if (sscanf(buf, "HTTP/1.%*d %d", &code) != 1)
+        code = 0;
+    return code;
+}
+
+Test(http_server, huge_headers_are_refused_and_others_go_on)
+{
+    server s;
+    server_start(&s, NULL, NULL);
+    int fd = raw_connect(s.port);
+    size_t big = 256 * 1024;
+    char *req = malloc(big + 256);
+    cr_assert_not_null(req);
+    int n = snprintf(req, 256, "POST / HTTP/1.1\r\nHost: x\r\nX-Junk: ");
+    memset(req + n, 'a', big);
+    memcpy(req + n + big, "\r\n\r\n", 4);
+    raw_send(fd, req, (size_t)n + big + 4);
+    int code = raw_answer(fd);
+    close(fd);
+    free(req);
+    cr_assert(code == 431 || code == 413 || code == 400 || code == 0,
+              "huge headers answered %d", code);
+    reply r;
+    cr_assert_eq(post(s.port, "{\"after\":1}", &r), 200, "a normal client still served");
+    server_stop(&s);
+    cr_assert_eq(sl_harness_emitted_count(s.h), 1);
+    sl_harness_destroy(s.h);
+}
+
+/* Clients that send their headers and a little of the body, then stall,
+ * hold a connection each — not the server: others are served meanwhile,
+ * and idle_timeout closes the stalled ones. */
+Test(http_server, slow_bodies_do_not_hold_up_other_clients)
+{
+    server s;
+    server_start(&s, "idle_timeout: 1s\nmax_connections: 32", NULL);
+    enum { SLOW = 8 };
+    int slow[SLOW];
+    const char *head = "POST / HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                       "Content-Length: 1000\r\n\r\n{\"slow\":";
+    for (int i = 0; i < SLOW; i++) {
+        slow[i] = raw_connect(s.port);
+        raw_send(slow[i], head, strlen(head));
+    }
+    reply r;
+    for (int i = 0; i < 5; i++)
+        cr_assert_eq(post(s.port, "{\"quick\":1}", &r), 200, "quick client %d", i);
+    /* The stalled clients get no record in; the server closes them. */
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    for (int i = 0; i < SLOW; i++) {
+        struct timeval tv = {.tv_sec = 20};
+        setsockopt(slow[i], SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+        int code = raw_answer(slow[i]);
+        cr_assert(code == 0 || code >= 400, "stalled client %d answered %d", i, code);
+        close(slow[i]);
+    }
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    cr_assert_lt(t1.tv_sec - t0.tv_sec, 15, "stalled connections closed by idle_timeout");
+    server_stop(&s);
+    cr_assert_eq(sl_harness_emitted_count(s.h), 5, "only the quick clients' records");
+    sl_harness_destroy(s.h);
+}
+
+/* Many clients do not grow the limiter without bound: a bucket idle
+ * longer than it takes to refill is forgotten (fake clock: exact). */
+Test(http_server, idle_client_buckets_are_evicted)
+{
+    sl_fake_clock fc;
+    sl_fake_clock_init(&fc, 0);
+    server s;
+    server_start(&s, "client_rate: 10/s\nclient_burst: 1\nclient_key: header:X-Api-Key",
+                 &fc.clock);
+    reply r;
+    for (int i = 0; i < 40; i++) {
+        char hdr[64];
+        snprintf(hdr, sizeof(hdr), "X-Api-Key: client-%d", i);
+        cr_assert(http(s.port, NULL, "/", "application/json", hdr, "{}", 2, &r));
+        cr_assert_eq(r.status, 200);
+    }
+    cr_assert_eq(sl_harness_metric(s.h, "client_limiters", NULL), 40);
+    sl_fake_clock_advance(&fc, SL_NS_PER_S);   /* every bucket full again */
+    cr_assert(http(s.port, NULL, "/", "application/json", "X-Api-Key: late", "{}", 2, &r));
+    cr_assert_eq(r.status, 200);
+    cr_assert_eq(sl_harness_metric(s.h, "client_limiters", NULL), 1, "idle buckets evicted");
+    server_stop(&s);
+    sl_harness_destroy(s.h);
 }

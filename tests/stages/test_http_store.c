@@ -206,6 +206,57 @@ Test(http_store, flush_failure_under_fail_is_an_error)
     sl_harness_destroy(h);
 }
 
+/*
+ * A server that always fails: N records in batches of B under on_error:
+ * dead_letter. Every record meets the policy exactly once, with the reason:
+ * the held ones through sl_record_reject, the one completing each full
+ * batch through the engine (the harness's failed list).
+ */
+Test(http_store, dead_letter_gets_every_record_of_a_failed_batch)
+{
+    const int n = 10, b = 4;
+    sl_harness *h = make(st_fmt("url: '%s'\nbatch_size: %d\n"
+                                "on_error: dead_letter\nretry: {attempts: 2, backoff: 1ms}",
+                                url("/down?fail=1000"), b));
+    int returned = 0;
+    for (int i = 1; i <= n; i++) {
+        int rc = put_id(h, i);
+        if (i % b == 0) {
+            cr_assert_eq(rc, SL_EHTTP, "record %d: %s", i, sl_error_name(rc));
+            cr_assert(strstr(sl_harness_last_error(h), "HTTP 500") != NULL, "%s",
+                      sl_harness_last_error(h));
+            returned++;
+        } else {
+            cr_assert_eq(rc, 0, "record %d: %s", i, sl_harness_last_error(h));
+        }
+    }
+    cr_assert_eq(sl_harness_flush(h), 0, "%s", sl_harness_last_error(h));
+    cr_assert_eq(returned, n / b);
+    cr_assert_eq(sl_harness_failed_count(h), (size_t)(n / b));
+    cr_assert_eq(sl_harness_rejected_count(h), (size_t)(n - n / b));
+    cr_assert_eq(sl_harness_error_count(h), (uint64_t)n);
+    cr_assert_eq(sl_harness_stored_count(h), 0);
+    cr_assert_eq(http_server_hits(srv), 2 * (uint64_t)((n + b - 1) / b),
+                 "each batch tried twice");
+
+    int seen[10] = {0};
+    for (size_t i = 0; i < sl_harness_rejected_count(h); i++) {
+        const char *why = sl_harness_rejected_reason(h, i);
+        cr_assert(strstr(why, "HTTP 500") != NULL, "%s", why);
+        cr_assert(strstr(why, "attempt 2 of 2") != NULL, "%s", why);
+        cr_assert(strstr(why, "batch of") != NULL, "%s", why);
+        seen[sl_value_get_int(sl_record_get(sl_harness_rejected(h, i), "id")) - 1]++;
+    }
+    for (size_t i = 0; i < sl_harness_failed_count(h); i++)
+        seen[sl_value_get_int(sl_record_get(sl_harness_failed(h, i), "id")) - 1]++;
+    for (int i = 0; i < n; i++)
+        cr_assert_eq(seen[i], 1, "record %d met on_error %d times", i + 1, seen[i]);
+    /* nothing is held any more: a flush sends nothing */
+    cr_assert_eq(sl_harness_flush(h), 0);
+    cr_assert_eq(http_server_hits(srv), 2 * (uint64_t)((n + b - 1) / b));
+    sl_harness_destroy(h);
+}
+
 Test(http_store, on_error_retry_resends_the_held_batch)
 {
     sl_harness *h = make(st_fmt("url: '%s'\nbatch_size: 3\non_error: retry\n"

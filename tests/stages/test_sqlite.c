@@ -363,6 +363,36 @@ Test(sqlite_sink, full_database_says_disk_full)
     cr_expect_str_eq(q(db, "select count(*) from t"), st_fmt("%llu", (unsigned long long)stored));
 }
 
+Test(sqlite_sink, failed_batches_go_to_dead_letter_record_by_record)
+{
+    /* A capped database fills up; under on_error: dead_letter every record
+     * ends up either in the table or, once, at on_error: the one in hand
+     * when a write fails (returned to the engine), the batch held at a
+     * failed flush (sl_record_reject). */
+    const char *db = st_path("cap-dl.db");
+    sl_harness *h = st_harness(&sl_stage_sqlite,
+                               st_fmt("{path: %s, table: t, batch_size: 20, max_size: 64KiB}", db));
+    cr_assert_eq(sl_harness_set_on_error(h, "dead_letter"), 0);
+    const int n = 600;
+    for (int i = 0; i < n; i++) {
+        int rc = sl_harness_process(h, st_record_json(st_fmt("{\"id\":%d,\"pad\":\"%0200d\"}", i, i)));
+        cr_assert(rc == 0 || rc == SL_ENOSPC, "%s", sl_error_name(rc));
+    }
+    cr_assert_eq(sl_harness_flush(h), 0, "%s", sl_harness_last_error(h));
+    uint64_t stored = sl_harness_stored_count(h);
+    size_t failed = sl_harness_failed_count(h), rejected = sl_harness_rejected_count(h);
+    cr_expect_gt(failed, 0);
+    cr_expect_eq(stored + failed + rejected, (uint64_t)n, "%llu + %zu + %zu",
+                 (unsigned long long)stored, failed, rejected);
+    cr_expect_eq(sl_harness_error_count(h), (uint64_t)(failed + rejected));
+    for (size_t k = 0; k < rejected; k++)
+        cr_expect(strstr(sl_harness_rejected_reason(h, k), "disk full") != NULL, "%s",
+                  sl_harness_rejected_reason(h, k));
+    sl_harness_destroy(h);
+    cr_expect_str_eq(q(db, "select count(distinct id) from t"),
+                     st_fmt("%llu", (unsigned long long)stored));
+}
+
 typedef struct writer_arg {
     sl_harness *h;
     int base;
