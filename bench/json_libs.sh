@@ -28,7 +28,7 @@ build() {
 build jansson BENCH_JANSSON $(pkg-config --cflags --libs jansson)
 build json-c  BENCH_JSONC   $(pkg-config --cflags --libs json-c)
 build cJSON   BENCH_CJSON   $(pkg-config --cflags --libs libcjson)
-build sluice  BENCH_SLUICE  engine/value.c engine/json.c engine/error.c $(pkg-config --cflags --libs jansson)
+build sluice  BENCH_SLUICE  engine/value.c engine/json.c engine/error.c engine/mem.c -lpthread
 
 events="$out/events-$count.jsonl"
 [ -s "$events" ] || "$out/gen_events" --count "$count" --format jsonl --seed 1 --output "$events"

@@ -22,6 +22,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "engine/mem.h"
 #include "engine/record_internal.h"
 #include "engine/value_internal.h"
 #include "sluice/error.h"
@@ -103,6 +104,88 @@ static const char *intern(const char *s)
         return NULL;
     intern_last = it->name;
     return it->name;
+}
+
+/*
+ * Locators: one reference-counted copy shared by every record that names
+ * the same file or URL, rather than a copy per record (a source sets the
+ * same locator on each of a million lines). Each thread remembers the
+ * last locator it set, holding one reference to it, released when the
+ * thread ends or moves to another locator. pos.locator points at the
+ * bytes of a shared_loc. Thread: any; the count is atomic.
+ */
+typedef struct shared_loc {
+    uint32_t refs;          /* atomic */
+    char s[];
+} shared_loc;
+
+#define LOC_OF(p) ((shared_loc *)(void *)((char *)(p) - offsetof(shared_loc, s)))
+
+static _Thread_local shared_loc *loc_last;   /* one reference held */
+static pthread_once_t loc_key_once = PTHREAD_ONCE_INIT;
+static pthread_key_t loc_key;
+static bool loc_key_ok;
+
+static const char *loc_ref(const char *p)
+{
+    if (p != NULL)
+        __atomic_add_fetch(&LOC_OF(p)->refs, 1, __ATOMIC_RELAXED);
+    return p;
+}
+
+static void loc_release(const char *p)
+{
+    if (p == NULL)
+        return;
+    shared_loc *l = LOC_OF(p);
+    if (__atomic_sub_fetch(&l->refs, 1, __ATOMIC_ACQ_REL) == 0)
+        free(l);
+}
+
+/* A thread ends: drop its remembered locator (arg). */
+static void loc_thread_end(void *arg)
+{
+    loc_release(((shared_loc *)arg)->s);
+}
+
+static void loc_key_init(void)
+{
+    loc_key_ok = pthread_key_create(&loc_key, loc_thread_end) == 0;
+}
+
+/* A new shared_loc holding a copy of s, one reference; NULL on out of
+ * memory. */
+static const char *loc_new(const char *s)
+{
+    size_t n = strlen(s);
+    shared_loc *l = malloc(sizeof(*l) + n + 1);
+    if (l == NULL)
+        return NULL;
+    l->refs = 1;
+    memcpy(l->s, s, n + 1);
+    return l->s;
+}
+
+/* A shared copy of s (a new reference); NULL on out of memory. */
+static const char *loc_share(const char *s)
+{
+    if (loc_last != NULL && strcmp(loc_last->s, s) == 0)
+        return loc_ref(loc_last->s);
+    const char *p = loc_new(s);
+    if (p == NULL)
+        return NULL;
+    shared_loc *l = LOC_OF(p);
+    /* Remember it (one more reference) if the thread can release it at
+     * its end. */
+    pthread_once(&loc_key_once, loc_key_init);
+    if (loc_key_ok && pthread_setspecific(loc_key, l) == 0) {
+        shared_loc *old = loc_last;
+        l->refs = 2;
+        loc_last = l;
+        if (old != NULL)
+            loc_release(old->s);
+    }
+    return l->s;
 }
 
 /* Same scale as sl_clock_real() (CLOCK_MONOTONIC), read directly: this runs
@@ -243,7 +326,7 @@ static sl_record *record_alloc(size_t cap)
 {
     if (cap > SIZE_MAX - sizeof(sl_record) - 1)
         return NULL;
-    sl_record *r = malloc(sizeof(*r) + cap + 1);
+    sl_record *r = sl__mem_alloc(sizeof(*r) + cap + 1);
     if (r == NULL)
         return NULL;
     r->fields = NULL;
@@ -303,8 +386,8 @@ void sl_record_free(sl_record *r)
     sl_value_unref(r->meta);
     if (r->payload != r->inline_buf)
         free(r->payload);
-    free((char *)r->pos.locator);
-    free(r);
+    loc_release(r->pos.locator);
+    sl__mem_free(r);
 }
 
 /*
@@ -319,10 +402,13 @@ sl_record *sl_record_copy(const sl_record *r)
     sl_record *c = record_alloc(r->payload_len);
     if (c == NULL)
         return NULL;
+    /* A copy of its own: a copy goes to another branch and its owner. */
     if (r->pos.locator != NULL) {
-        c->pos.locator = strdup(r->pos.locator);
-        if (c->pos.locator == NULL)
-            goto out_free_c;
+        c->pos.locator = loc_new(r->pos.locator);
+        if (c->pos.locator == NULL) {
+            sl__mem_free(c);
+            return NULL;
+        }
     }
     memcpy(c->inline_buf, r->payload, r->payload_len);
     c->inline_buf[r->payload_len] = '\0';
@@ -339,9 +425,6 @@ sl_record *sl_record_copy(const sl_record *r)
         return NULL;
     }
     return c;
-out_free_c:
-    free(c);
-    return NULL;
 }
 
 /* ------------------------------------------------------------ payload */
@@ -488,13 +571,13 @@ int sl_record_set_position(sl_record *r, const char *source,
     const char *src = intern(source != NULL ? source : "");
     if (src == NULL)
         return SL_ENOMEM;
-    char *loc = NULL;
+    const char *loc = NULL;
     if (locator != NULL) {
-        loc = strdup(locator);
+        loc = loc_share(locator);
         if (loc == NULL)
             return SL_ENOMEM;
     }
-    free((char *)r->pos.locator);
+    loc_release(r->pos.locator);
     r->pos.source = src;
     r->pos.locator = loc;
     r->pos.offset = offset;

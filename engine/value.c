@@ -1,47 +1,40 @@
 /*
- * Values (include/sluice/value.h) on top of jansson.
+ * Values (include/sluice/value.h): our own representation, laid out in
+ * engine/value_internal.h.
  *
- * An sl_value is a jansson json_t: the struct sl_value is never defined and
- * pointers are cast at this boundary. jansson already gives what value.h
- * asks for — reference counts updated with atomic builtins, 64-bit
- * integers, strings with a length (so they may hold NUL), objects that keep
- * insertion order — and using its tree directly means a parsed document
- * needs no second conversion pass (docs/decisions/0001).
+ * Why our own rather than a JSON library's tree (docs/decisions/0013): a
+ * parsed event of seven fields costs 10 allocations here against about 20
+ * in jansson's (an object, its hash table, a pair per member, a value per
+ * member, a buffer per string), and freeing it needs no second pass to
+ * order the release of shared children (below). Objects keep insertion
+ * order, strings have a length and may hold NUL, integers are int64.
  *
- * Deliberate differences from plain jansson use:
- *   - strings and keys are stored without UTF-8 validation (the *_nocheck
- *     calls): payloads from CSV, regex or line sources may hold any bytes,
- *     and the serialiser (engine/json.c) writes such bytes as U+FFFD;
- *   - a double that is NaN or infinite has no JSON form; sl_value_double()
- *     returns null for it instead of failing;
- *   - reference counts are read and changed only atomically, and the last
- *     reference to any value is dropped by sl_value_unref with
- *     acquire-release ordering (jansson's own decrements are release only),
- *     so a thread that frees a value shared with others sees their reads
- *     done — see "references" below;
- *   - deep copy and equality are our own: jansson's copy keeps a table of
- *     visited containers (slow for the copy-on-write path) and its equality
- *     says 1 != 1.0.
+ * References: counts are changed only atomically; the decrement that may
+ * free is acquire-release, so the thread that frees a value is ordered
+ * after every other holder's reads, and the sharing test of
+ * sl_value_unshare is an acquire load for the same reason. A container
+ * holds one reference to each child and drops it through sl_value_unref
+ * when it is freed or the child is replaced, so a child someone else also
+ * holds (a tee's copy, a split's element) simply outlives it.
  *
- * Values are trees: adding a container to itself (directly or through a
- * child) is a programming error. Recursive operations (copy, equal, dump,
- * free) go as deep as the tree; the parser caps depth (engine/json.c).
+ * NaN and the infinities have no JSON form: sl_value_double() returns null
+ * for them. Values are trees: adding a container to itself (directly or
+ * through a child) is a programming error. Recursive operations (copy,
+ * equal, dump, free) go as deep as the tree; the parser caps depth
+ * (engine/json.c).
  */
-#include <jansson.h>
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
 
+#include "engine/mem.h"
 #include "engine/value_internal.h"
 #include "sluice/error.h"
 #include "sluice/value.h"
 
-#define J(v)  ((json_t *)(v))
-#define CJ(v) ((const json_t *)(v))
-#define V(j)  ((sl_value *)(j))
-
-/* jansson's statically allocated singletons (null, true, false) carry this
- * reference count and are never freed. */
-#define SL__STATIC_REFCOUNT ((size_t)-1)
+sl_value sl__null_value = {SL__STATIC_REFCOUNT, SL_TYPE_NULL, 0, 0};
+sl_value sl__true_value = {SL__STATIC_REFCOUNT, SL_TYPE_BOOL, 0, 0};
+sl_value sl__false_value = {SL__STATIC_REFCOUNT, SL_TYPE_BOOL, 0, 0};
 
 const char *sl_type_name(sl_type t)
 {
@@ -66,27 +59,60 @@ const char *sl_type_name(sl_type t)
 
 /* ------------------------------------------------------------ construction */
 
+static inline void header_init(sl_value *v, sl_type t)
+{
+    v->refcount = 1;
+    v->type = (uint8_t)t;
+    v->inline_block = 0;
+    v->embedded = 0;
+}
+
 sl_value *sl_value_null(void)
 {
-    return V(json_null());
+    return &sl__null_value;
 }
 
 sl_value *sl_value_bool(bool b)
 {
-    return V(b ? json_true() : json_false());
+    return b ? &sl__true_value : &sl__false_value;
 }
 
 sl_value *sl_value_int(int64_t i)
 {
-    return V(json_integer((json_int_t)i));
+    sl__int *v = sl__mem_alloc(sizeof(*v));
+    if (v == NULL)
+        return NULL;
+    header_init(&v->h, SL_TYPE_INT);
+    v->i = i;
+    return &v->h;
 }
 
 /* NaN and the infinities have no JSON form: they read back as null. */
 sl_value *sl_value_double(double d)
 {
     if (!isfinite(d))
-        return V(json_null());
-    return V(json_real(d));
+        return &sl__null_value;
+    sl__double *v = sl__mem_alloc(sizeof(*v));
+    if (v == NULL)
+        return NULL;
+    header_init(&v->h, SL_TYPE_DOUBLE);
+    v->d = d;
+    return &v->h;
+}
+
+sl_value *sl__string_new(const char *s, size_t len)
+{
+    if (len > SIZE_MAX - sizeof(sl__string) - 1)
+        return NULL;
+    sl__string *v = sl__mem_alloc(sizeof(*v) + len + 1);
+    if (v == NULL)
+        return NULL;
+    header_init(&v->h, SL_TYPE_STRING);
+    v->len = len;
+    if (len > 0)
+        memcpy(v->bytes, s, len);
+    v->bytes[len] = '\0';
+    return &v->h;
 }
 
 /* Copies len bytes (any bytes, NUL included) and NUL-terminates the copy. */
@@ -94,176 +120,520 @@ sl_value *sl_value_string(const char *s, size_t len)
 {
     if (s == NULL && len > 0)
         return NULL;
-    return V(json_stringn_nocheck(s != NULL ? s : "", len));
+    return sl__string_new(s, len);
 }
 
 sl_value *sl_value_cstring(const char *s)
 {
     if (s == NULL)
         s = "";
-    return V(json_stringn_nocheck(s, strlen(s)));
+    return sl__string_new(s, strlen(s));
+}
+
+sl_value *sl__array_new_sized(size_t cap)
+{
+    if (cap > (SIZE_MAX - sizeof(sl__array)) / sizeof(sl_value *))
+        return NULL;
+    sl__array *a = sl__mem_alloc(sizeof(*a) + cap * sizeof(sl_value *));
+    if (a == NULL)
+        return NULL;
+    header_init(&a->h, SL_TYPE_ARRAY);
+    a->h.inline_block = 1;
+    a->items = (sl_value **)(a + 1);
+    a->len = 0;
+    a->cap = cap;
+    return &a->h;
 }
 
 sl_value *sl_value_array(void)
 {
-    return V(json_array());
+    return sl__array_new_sized(0);
+}
+
+/* Room for cap members and kbytes key bytes, members first. */
+static size_t block_size(size_t cap, size_t kbytes, bool *overflow)
+{
+    *overflow = cap > (SIZE_MAX / 2) / sizeof(sl__member) || kbytes > SIZE_MAX / 2;
+    return cap * sizeof(sl__member) + kbytes;
+}
+
+sl_value *sl__object_new_sized(size_t cap, size_t kbytes)
+{
+    bool overflow;
+    size_t bs = block_size(cap, kbytes, &overflow);
+    if (overflow || bs > SIZE_MAX - sizeof(sl__object))
+        return NULL;
+    sl__object *o = sl__mem_alloc(sizeof(*o) + bs);
+    if (o == NULL)
+        return NULL;
+    header_init(&o->h, SL_TYPE_OBJECT);
+    o->h.inline_block = 1;
+    o->m = (sl__member *)(o + 1);
+    o->len = 0;
+    o->cap = cap;
+    o->keys = (char *)(o->m + cap);
+    o->kused = 0;
+    o->kcap = kbytes;
+    o->index = NULL;
+    o->index_cap = 0;
+    return &o->h;
 }
 
 sl_value *sl_value_object(void)
 {
-    return V(json_object());
+    return sl__object_new_sized(0, 0);
 }
 
 /* ------------------------------------------------------------ references */
 
-/*
- * Every reference count access here is atomic, and the last reference to a
- * value is always dropped by sl_value_unref, with acquire-release ordering,
- * so the thread that frees a value is ordered after every other holder's
- * reads (and ThreadSanitizer, which does not see inside libjansson, sees
- * that order). jansson's own decrements — in json_delete for children, in
- * its set and delete calls for replaced values — are release only, so we
- * never let one of them be the last for a value someone else holds: such a
- * value is pinned (one extra reference) around the call and released
- * through sl_value_unref afterwards. A value with a count of one is
- * reachable only through its container, whose holder is the one thread
- * that can touch it, and jansson may free it directly.
- */
-
-/* True if someone besides the caller holds a reference to j. The acquire
- * load pairs with the release in other holders' sl_value_unref. */
-static inline bool is_shared(const json_t *j)
+/* The value whose count v's references are: v, or the container an
+ * embedded scalar lives in. */
+static inline sl_value *owner(const sl_value *v)
 {
-    size_t rc = __atomic_load_n(&j->refcount, __ATOMIC_ACQUIRE);
+    if (v->embedded)
+        return (sl_value *)((const char *)v - v->refcount);
+    return (sl_value *)v;
+}
+
+/* True if someone besides the caller holds a reference to v. The acquire
+ * load pairs with the release in other holders' sl_value_unref. */
+static inline bool is_shared(const sl_value *v)
+{
+    uint32_t rc = __atomic_load_n(&owner(v)->refcount, __ATOMIC_ACQUIRE);
     return rc > 1 && rc != SL__STATIC_REFCOUNT;
 }
 
-/* Before a jansson call that may drop a reference to j (NULL allowed):
- * returns whether j was pinned, to be passed to unpin after the call. A
- * container's own reference keeps j alive while it is pinned. */
-static inline bool pin(json_t *j)
-{
-    if (j == NULL || !is_shared(j))
-        return false;
-    __atomic_add_fetch(&j->refcount, 1, __ATOMIC_RELAXED);
-    return true;
-}
-
-static inline void unpin(json_t *j, bool pinned)
-{
-    if (pinned)
-        sl_value_unref(V(j));
-}
-
-/* Take a reference. */
+/* Take a reference (the singletons' count is never touched). */
 sl_value *sl_value_ref(sl_value *v)
 {
-    json_t *j = J(v);
-    if (j != NULL && __atomic_load_n(&j->refcount, __ATOMIC_RELAXED) != SL__STATIC_REFCOUNT)
-        __atomic_add_fetch(&j->refcount, 1, __ATOMIC_RELAXED);
+    if (v != NULL && v->type > SL_TYPE_BOOL)
+        __atomic_add_fetch(&owner(v)->refcount, 1, __ATOMIC_RELAXED);
     return v;
 }
 
-/*
- * j is a container whose last reference is being dropped. Take out of it
- * (and out of its unshared descendants, which json_delete will free too)
- * every child that someone else still holds, releasing our reference to
- * each through sl_value_unref. What is left for json_delete is reachable
- * only from j.
- */
-static void release_shared_children(json_t *j)
+static void value_free(sl_value *v);
+static sl_value *deep_copy(const sl_value *v);
+
+/* Container c lets go of its child v: an embedded scalar of c's own is
+ * only forgotten, anything else loses c's reference. */
+static inline void drop_child(const sl_value *c, sl_value *v)
 {
-    if (json_is_array(j)) {
-        for (size_t i = json_array_size(j); i-- > 0;) {
-            json_t *c = json_array_get(j, i);
-            if (pin(c)) {
-                json_array_remove(j, i);   /* from the end: no moves */
-                unpin(c, true);
-            } else {
-                release_shared_children(c);   /* json_delete will free c */
-            }
+    if (v->embedded && owner(v) == c)
+        return;
+    sl_value_unref(v);
+}
+
+/* Free v, whose last reference is gone, dropping its references to its
+ * children. */
+static void value_free(sl_value *v)
+{
+    switch ((sl_type)v->type) {
+    case SL_TYPE_ARRAY: {
+        sl__array *a = SL__ARRAY(v);
+        for (size_t i = 0; i < a->len; i++)
+            drop_child(v, a->items[i]);
+        if (!v->inline_block)
+            free(a->items);
+        break;
+    }
+    case SL_TYPE_OBJECT: {
+        sl__object *o = SL__OBJECT(v);
+        for (size_t i = 0; i < o->len; i++)
+            drop_child(v, o->m[i].value);
+        if (!v->inline_block)
+            free(o->m);
+        free(o->index);
+        break;
+    }
+    default:
+        break;
+    }
+    sl__mem_free(v);
+}
+
+/* Drop one reference; the last one frees the value. Null and the booleans
+ * are the singletons (the type never changes, so reading it is no race),
+ * whose count is never touched. */
+void sl_value_unref(sl_value *v)
+{
+    if (v == NULL || v->type <= SL_TYPE_BOOL)
+        return;
+    v = owner(v);
+    /* The sole holder needs no read-modify-write: nobody else can be
+     * changing the count (an acquire load orders us after past holders). */
+    if (__atomic_load_n(&v->refcount, __ATOMIC_ACQUIRE) == 1 ||
+        __atomic_sub_fetch(&v->refcount, 1, __ATOMIC_ACQ_REL) == 0)
+        value_free(v);
+}
+
+/*
+ * v (a reference the caller passes on) made fit to go into a container:
+ * an embedded scalar is replaced by a copy of its own, so no container
+ * ever holds a reference into another container (or into itself, which
+ * its uncounted own slots would never drop, or into an ancestor, which
+ * would be a cycle). Scalars are immutable, so the copy is the same
+ * value. NULL on out of memory (the reference is dropped either way).
+ */
+static sl_value *unembed(sl_value *v)
+{
+    if (!v->embedded)
+        return v;
+    sl_value *copy = deep_copy(v);
+    sl_value_unref(v);
+    return copy;
+}
+
+/* ------------------------------------------------------------ objects (internal) */
+
+/* FNV-1a, for the index of large objects. */
+static inline uint32_t key_hash(const char *key, size_t klen)
+{
+    uint32_t h = 2166136261u;
+    for (size_t i = 0; i < klen; i++) {
+        h ^= (unsigned char)key[i];
+        h *= 16777619u;
+    }
+    return h;
+}
+
+/* Insert member position pos into the index (which has a free slot). */
+static void index_put(sl__object *o, size_t pos)
+{
+    size_t mask = o->index_cap - 1;
+    size_t slot = key_hash(o->m[pos].key, o->m[pos].klen) & mask;
+    while (o->index[slot] != 0)
+        slot = (slot + 1) & mask;
+    o->index[slot] = (uint32_t)(pos + 1);
+}
+
+/* (Re)build the index for the current members when the object is large
+ * enough, sized for cap members at half load. 0 or SL_ENOMEM (then the
+ * object has no index, which lookups handle by scanning). */
+static int index_rebuild(sl__object *o)
+{
+    free(o->index);
+    o->index = NULL;
+    o->index_cap = 0;
+    if (o->len <= SL__OBJ_INDEX_MIN || o->cap > UINT32_MAX / 4)
+        return 0;
+    size_t icap = 64;
+    while (icap < 2 * o->cap)
+        icap *= 2;
+    o->index = calloc(icap, sizeof(uint32_t));
+    if (o->index == NULL)
+        return SL_ENOMEM;
+    o->index_cap = icap;
+    for (size_t i = 0; i < o->len; i++)
+        index_put(o, i);
+    return 0;
+}
+
+/* Position of key[0..klen) among o's members, or -1. */
+static inline ptrdiff_t obj_find(const sl__object *o, const char *key, size_t klen)
+{
+    if (o->index != NULL) {
+        size_t mask = o->index_cap - 1;
+        for (size_t slot = key_hash(key, klen) & mask;; slot = (slot + 1) & mask) {
+            uint32_t p = o->index[slot];
+            if (p == 0)
+                return -1;
+            const sl__member *m = &o->m[p - 1];
+            if (m->klen == klen && memcmp(m->key, key, klen) == 0)
+                return (ptrdiff_t)(p - 1);
         }
-    } else if (json_is_object(j)) {
-        void *it = json_object_iter(j);
-        while (it != NULL) {
-            /* Deleting the current pair leaves the next one valid. */
-            void *next = json_object_iter_next(j, it);
-            json_t *c = json_object_iter_value(it);
-            if (pin(c)) {
-                json_object_deln(j, json_object_iter_key(it), json_object_iter_key_len(it));
-                unpin(c, true);
-            } else {
-                release_shared_children(c);   /* json_delete will free c */
-            }
-            it = next;
+    }
+    for (size_t i = 0; i < o->len; i++)
+        if (o->m[i].klen == klen && memcmp(o->m[i].key, key, klen) == 0)
+            return (ptrdiff_t)i;
+    return -1;
+}
+
+/* Make room for one more member whose key takes kneed bytes: a new block
+ * (members doubled as needed, live keys copied together). 0 or SL_ENOMEM
+ * (o unchanged). */
+static int obj_grow(sl__object *o, size_t kneed)
+{
+    size_t live = 0;
+    for (size_t i = 0; i < o->len; i++)
+        live += o->m[i].klen + 1;
+    size_t cap = o->cap;
+    if (o->len + 1 > cap)
+        cap = cap < 4 ? 8 : cap * 2;
+    size_t kcap = 2 * (live + kneed);
+    if (kcap < 64)
+        kcap = 64;
+    bool overflow;
+    size_t bs = block_size(cap, kcap, &overflow);
+    if (overflow)
+        return SL_ENOMEM;
+    sl__member *m = malloc(bs);
+    if (m == NULL)
+        return SL_ENOMEM;
+    char *keys = (char *)(m + cap);
+    size_t used = 0;
+    for (size_t i = 0; i < o->len; i++) {
+        memcpy(keys + used, o->m[i].key, o->m[i].klen + 1);
+        m[i].key = keys + used;
+        m[i].klen = o->m[i].klen;
+        m[i].value = o->m[i].value;
+        used += o->m[i].klen + 1;
+    }
+    if (!o->h.inline_block)
+        free(o->m);
+    o->h.inline_block = 0;
+    o->m = m;
+    o->cap = cap;
+    o->keys = keys;
+    o->kused = used;
+    o->kcap = kcap;
+    if (o->index != NULL || o->len + 1 > SL__OBJ_INDEX_MIN)
+        (void)index_rebuild(o);   /* without an index, lookups scan */
+    return 0;
+}
+
+/* Append a member for a key known to be absent. Takes v, also on failure. */
+static int obj_append(sl__object *o, const char *key, size_t klen, sl_value *v)
+{
+    if (o->len + 1 > o->cap || o->kcap - o->kused < klen + 1) {
+        if (klen > SIZE_MAX / 4 || obj_grow(o, klen + 1) != 0) {
+            sl_value_unref(v);
+            return SL_ENOMEM;
         }
+    }
+    char *k = o->keys + o->kused;
+    memcpy(k, key, klen);
+    k[klen] = '\0';
+    o->kused += klen + 1;
+    sl__member *m = &o->m[o->len];
+    m->key = k;
+    m->klen = klen;
+    m->value = v;
+    o->len++;
+    if (o->index != NULL)
+        index_put(o, o->len - 1);
+    else if (o->len > SL__OBJ_INDEX_MIN)
+        (void)index_rebuild(o);
+    return 0;
+}
+
+int sl__object_setn(sl_value *ov, const char *key, size_t klen, sl_value *v)
+{
+    sl__object *o = SL__OBJECT(ov);
+    ptrdiff_t at = obj_find(o, key, klen);
+    if (at >= 0) {
+        sl_value *old = o->m[at].value;
+        o->m[at].value = v;
+        drop_child(ov, old);
+        return 0;
+    }
+    return obj_append(o, key, klen, v);
+}
+
+/* ------------------------------------------------------------ building */
+
+static inline size_t align8(size_t n)
+{
+    return (n + 7) & ~(size_t)7;
+}
+
+/* Bytes an embedded scalar of item it takes. */
+static inline size_t embedded_size(const sl__item *it)
+{
+    if (it->kind == SL_TYPE_STRING)
+        return align8(sizeof(sl__string) + it->u.str.len + 1);
+    return sizeof(sl__int);   /* sl__double is the same size */
+}
+
+/* Item it as a value of its own (for a container too large to embed). */
+static sl_value *box(const sl__item *it)
+{
+    switch (it->kind) {
+    case SL_TYPE_INT:
+        return sl_value_int(it->u.i);
+    case SL_TYPE_DOUBLE:
+        return sl_value_double(it->u.d);
+    default:
+        return sl__string_new(it->u.str.s, it->u.str.len);
     }
 }
 
-/* Drop one reference; the last one frees the value (see above). */
-void sl_value_unref(sl_value *v)
+/* Write item it as an embedded scalar of container c at p. */
+static sl_value *embed(sl_value *c, char *p, const sl__item *it)
 {
-    json_t *j = J(v);
-    if (j == NULL || __atomic_load_n(&j->refcount, __ATOMIC_RELAXED) == SL__STATIC_REFCOUNT)
+    sl_value *v = (sl_value *)p;
+    v->refcount = (uint32_t)(p - (char *)c);
+    v->type = it->kind;
+    v->inline_block = 0;
+    v->embedded = 1;
+    switch (it->kind) {
+    case SL_TYPE_INT:
+        SL__INT(v)->i = it->u.i;
+        break;
+    case SL_TYPE_DOUBLE:
+        SL__DOUBLE(v)->d = it->u.d;
+        break;
+    default:
+        SL__STRING(v)->len = it->u.str.len;
+        if (it->u.str.len > 0)
+            memcpy(SL__STRING(v)->bytes, it->u.str.s, it->u.str.len);
+        SL__STRING(v)->bytes[it->u.str.len] = '\0';
+        break;
+    }
+    return v;
+}
+
+/* Add member key -> v to o, built with room for it; a repeated key keeps
+ * its position and takes the new value. */
+static void build_put(sl__object *o, const char *key, size_t klen, sl_value *v)
+{
+    ptrdiff_t at = -1;
+    if (o->index != NULL) {
+        at = obj_find(o, key, klen);
+    } else {
+        for (size_t j = 0; j < o->len; j++) {
+            const sl__member *m = &o->m[j];
+            if (m->klen == klen && (klen == 0 || m->key[0] == key[0]) &&
+                memcmp(m->key, key, klen) == 0) {
+                at = (ptrdiff_t)j;
+                break;
+            }
+        }
+    }
+    if (at >= 0) {
+        sl_value *old = o->m[at].value;
+        o->m[at].value = v;
+        drop_child(&o->h, old);
         return;
-    if (__atomic_sub_fetch(&j->refcount, 1, __ATOMIC_ACQ_REL) != 0)
-        return;
-    release_shared_children(j);
-    json_delete(j);
+    }
+    char *k = o->keys + o->kused;
+    memcpy(k, key, klen);
+    k[klen] = '\0';
+    o->kused += klen + 1;
+    sl__member *m = &o->m[o->len++];
+    m->key = k;
+    m->klen = klen;
+    m->value = v;
+    if (o->index != NULL)
+        index_put(o, o->len - 1);
+    else if (o->len > SL__OBJ_INDEX_MIN)
+        (void)index_rebuild(o);   /* without an index, lookups scan */
+}
+
+sl_value *sl__container_build(bool object, sl__item *items, size_t n, size_t extra_members,
+                              size_t extra_kbytes)
+{
+    size_t kbytes = extra_kbytes, sbytes = 0, cap = n + extra_members;
+    for (size_t i = 0; i < n; i++) {
+        if (object)
+            kbytes += items[i].klen + 1;
+        if (items[i].v == NULL)
+            sbytes += embedded_size(&items[i]);
+    }
+    size_t head = object ? sizeof(sl__object) + cap * sizeof(sl__member) + kbytes
+                         : sizeof(sl__array) + cap * sizeof(sl_value *);
+    head = align8(head);
+    /* Embedded scalars find their container by a 32-bit offset. */
+    bool do_embed = head + sbytes <= UINT32_MAX;
+    sl_value *c = sl__mem_alloc(head + (do_embed ? sbytes : 0));
+    if (c == NULL)
+        goto out_drop;
+    header_init(c, object ? SL_TYPE_OBJECT : SL_TYPE_ARRAY);
+    c->inline_block = 1;
+    sl__object *o = SL__OBJECT(c);
+    sl__array *a = SL__ARRAY(c);
+    if (object) {
+        o->m = (sl__member *)(o + 1);
+        o->len = 0;
+        o->cap = cap;
+        o->keys = (char *)(o->m + cap);
+        o->kused = 0;
+        o->kcap = kbytes;
+        o->index = NULL;
+        o->index_cap = 0;
+    } else {
+        a->items = (sl_value **)(a + 1);
+        a->len = 0;
+        a->cap = cap;
+    }
+    char *sp = (char *)c + head;
+    for (size_t i = 0; i < n; i++) {
+        sl_value *v = items[i].v;
+        items[i].v = NULL;
+        if (v == NULL) {
+            if (do_embed) {
+                v = embed(c, sp, &items[i]);
+                sp += embedded_size(&items[i]);
+            } else if ((v = box(&items[i])) == NULL) {
+                sl_value_unref(c);
+                goto out_drop;
+            }
+        }
+        if (object)
+            build_put(o, items[i].key, items[i].klen, v);
+        else
+            a->items[a->len++] = v;
+    }
+    return c;
+out_drop:
+    for (size_t i = 0; i < n; i++) {
+        sl_value_unref(items[i].v);
+        items[i].v = NULL;
+    }
+    return NULL;
 }
 
 /* ------------------------------------------------------------ copy */
 
 /*
- * Deep copy of j; NULL on out of memory. Strings and numbers are copied
- * too, although nothing here changes them in place: a copy that shared its
- * leaves would make every later release of either tree take the slow,
- * pinning path of release_shared_children for each leaf.
+ * Deep copy of v; NULL on out of memory. Strings and numbers are copied
+ * too, although nothing changes them in place, so that the copy is wholly
+ * the new holder's.
  */
-static json_t *deep_copy(const json_t *j)
+static sl_value *deep_copy(const sl_value *v)
 {
-    switch (json_typeof(j)) {
-    case JSON_NULL:
-    case JSON_TRUE:
-    case JSON_FALSE:
-        return (json_t *)j;   /* immutable singletons */
-    case JSON_INTEGER:
-        return json_integer(json_integer_value(j));
-    case JSON_REAL:
-        return json_real(json_real_value(j));
-    case JSON_STRING:
-        return json_stringn_nocheck(json_string_value(j), json_string_length(j));
-    case JSON_ARRAY: {
-        size_t n = json_array_size(j);
-        json_t *a = json_array();
+    switch ((sl_type)v->type) {
+    case SL_TYPE_NULL:
+    case SL_TYPE_BOOL:
+        return (sl_value *)v;   /* immutable singletons */
+    case SL_TYPE_INT:
+        return sl_value_int(SL__INT(v)->i);
+    case SL_TYPE_DOUBLE:
+        return sl_value_double(SL__DOUBLE(v)->d);
+    case SL_TYPE_STRING:
+        return sl__string_new(SL__STRING(v)->bytes, SL__STRING(v)->len);
+    case SL_TYPE_ARRAY: {
+        const sl__array *src = SL__ARRAY(v);
+        sl_value *a = sl__array_new_sized(src->len);
         if (a == NULL)
             return NULL;
-        for (size_t i = 0; i < n; i++) {
-            json_t *item = deep_copy(json_array_get(j, i));
-            if (item == NULL || json_array_append_new(a, item) != 0)
-                goto out_free_a;
+        for (size_t i = 0; i < src->len; i++) {
+            sl_value *item = deep_copy(src->items[i]);
+            if (item == NULL) {
+                sl_value_unref(a);
+                return NULL;
+            }
+            SL__ARRAY(a)->items[SL__ARRAY(a)->len++] = item;
         }
         return a;
-out_free_a:
-        sl_value_unref(V(a));
-        return NULL;
     }
-    case JSON_OBJECT: {
-        json_t *o = json_object();
+    case SL_TYPE_OBJECT: {
+        const sl__object *src = SL__OBJECT(v);
+        size_t kbytes = 0;
+        for (size_t i = 0; i < src->len; i++)
+            kbytes += src->m[i].klen + 1;
+        /* Slack for a few more members: a copy is usually made to write. */
+        sl_value *o = sl__object_new_sized(src->len + 4, kbytes + 64);
         if (o == NULL)
             return NULL;
-        for (void *it = json_object_iter((json_t *)j); it != NULL;
-             it = json_object_iter_next((json_t *)j, it)) {
-            json_t *item = deep_copy(json_object_iter_value(it));
+        for (size_t i = 0; i < src->len; i++) {
+            sl_value *item = deep_copy(src->m[i].value);
             if (item == NULL ||
-                json_object_setn_new_nocheck(o, json_object_iter_key(it),
-                                             json_object_iter_key_len(it), item) != 0)
-                goto out_free_o;
+                obj_append(SL__OBJECT(o), src->m[i].key, src->m[i].klen, item) != 0) {
+                sl_value_unref(o);
+                return NULL;
+            }
         }
         return o;
-out_free_o:
-        sl_value_unref(V(o));
-        return NULL;
     }
     }
     return NULL;
@@ -273,8 +643,8 @@ out_free_o:
 sl_value *sl_value_copy(const sl_value *v)
 {
     if (v == NULL)
-        return V(json_null());
-    return V(deep_copy(CJ(v)));
+        return &sl__null_value;
+    return deep_copy(v);
 }
 
 /*
@@ -285,14 +655,14 @@ int sl_value_unshare(sl_value **v)
 {
     if (v == NULL)
         return SL_EINVAL;
-    json_t *j = J(*v);
+    sl_value *j = *v;
     if (j == NULL || !is_shared(j))
         return 0;
-    json_t *copy = deep_copy(j);
+    sl_value *copy = deep_copy(j);
     if (copy == NULL)
         return SL_ENOMEM;
-    *v = V(copy);
-    sl_value_unref(V(j));
+    *v = copy;
+    sl_value_unref(j);
     return 0;
 }
 
@@ -300,31 +670,12 @@ int sl_value_unshare(sl_value **v)
 
 sl_type sl_value_type(const sl_value *v)
 {
-    if (v == NULL)
-        return SL_TYPE_NULL;
-    switch (json_typeof(CJ(v))) {
-    case JSON_NULL:
-        return SL_TYPE_NULL;
-    case JSON_TRUE:
-    case JSON_FALSE:
-        return SL_TYPE_BOOL;
-    case JSON_INTEGER:
-        return SL_TYPE_INT;
-    case JSON_REAL:
-        return SL_TYPE_DOUBLE;
-    case JSON_STRING:
-        return SL_TYPE_STRING;
-    case JSON_ARRAY:
-        return SL_TYPE_ARRAY;
-    case JSON_OBJECT:
-        return SL_TYPE_OBJECT;
-    }
-    return SL_TYPE_NULL;
+    return v == NULL ? SL_TYPE_NULL : (sl_type)v->type;
 }
 
 bool sl_value_get_bool(const sl_value *v)
 {
-    return v != NULL && json_is_true(CJ(v));
+    return v == &sl__true_value;
 }
 
 /* Doubles are truncated toward zero and saturate at the int64 range. */
@@ -332,10 +683,10 @@ int64_t sl_value_get_int(const sl_value *v)
 {
     if (v == NULL)
         return 0;
-    if (json_is_integer(CJ(v)))
-        return (int64_t)json_integer_value(CJ(v));
-    if (json_is_real(CJ(v))) {
-        double d = json_real_value(CJ(v));
+    if (v->type == SL_TYPE_INT)
+        return SL__INT(v)->i;
+    if (v->type == SL_TYPE_DOUBLE) {
+        double d = SL__DOUBLE(v)->d;
         if (d >= 9223372036854775808.0)
             return INT64_MAX;
         if (d < -9223372036854775808.0)
@@ -349,20 +700,20 @@ double sl_value_get_double(const sl_value *v)
 {
     if (v == NULL)
         return 0.0;
-    if (json_is_real(CJ(v)))
-        return json_real_value(CJ(v));
-    if (json_is_integer(CJ(v)))
-        return (double)json_integer_value(CJ(v));
+    if (v->type == SL_TYPE_DOUBLE)
+        return SL__DOUBLE(v)->d;
+    if (v->type == SL_TYPE_INT)
+        return (double)SL__INT(v)->i;
     return 0.0;
 }
 
 const char *sl_value_get_string(const sl_value *v, size_t *len)
 {
-    if (v == NULL || !json_is_string(CJ(v)))
+    if (v == NULL || v->type != SL_TYPE_STRING)
         return NULL;
     if (len != NULL)
-        *len = json_string_length(CJ(v));
-    return json_string_value(CJ(v));
+        *len = SL__STRING(v)->len;
+    return SL__STRING(v)->bytes;
 }
 
 /* Exact comparison of an int64 with a double (no rounding of i). */
@@ -375,48 +726,46 @@ static bool int_equals_double(int64_t i, double d)
     return (int64_t)d == i;
 }
 
-static bool equal(const json_t *a, const json_t *b)
+static bool equal(const sl_value *a, const sl_value *b)
 {
     if (a == b)
         return true;
-    json_type ta = json_typeof(a), tb = json_typeof(b);
-    if (ta == JSON_INTEGER && tb == JSON_REAL)
-        return int_equals_double(json_integer_value(a), json_real_value(b));
-    if (ta == JSON_REAL && tb == JSON_INTEGER)
-        return int_equals_double(json_integer_value(b), json_real_value(a));
+    sl_type ta = (sl_type)a->type, tb = (sl_type)b->type;
+    if (ta == SL_TYPE_INT && tb == SL_TYPE_DOUBLE)
+        return int_equals_double(SL__INT(a)->i, SL__DOUBLE(b)->d);
+    if (ta == SL_TYPE_DOUBLE && tb == SL_TYPE_INT)
+        return int_equals_double(SL__INT(b)->i, SL__DOUBLE(a)->d);
     if (ta != tb)
         return false;
     switch (ta) {
-    case JSON_NULL:
-    case JSON_TRUE:
-    case JSON_FALSE:
+    case SL_TYPE_NULL:
         return true;
-    case JSON_INTEGER:
-        return json_integer_value(a) == json_integer_value(b);
-    case JSON_REAL:
-        return json_real_value(a) == json_real_value(b);
-    case JSON_STRING: {
-        size_t n = json_string_length(a);
-        return n == json_string_length(b) &&
-               memcmp(json_string_value(a), json_string_value(b), n) == 0;
+    case SL_TYPE_BOOL:
+        return false;   /* the singletons: equal only if the same one */
+    case SL_TYPE_INT:
+        return SL__INT(a)->i == SL__INT(b)->i;
+    case SL_TYPE_DOUBLE:
+        return SL__DOUBLE(a)->d == SL__DOUBLE(b)->d;
+    case SL_TYPE_STRING: {
+        size_t n = SL__STRING(a)->len;
+        return n == SL__STRING(b)->len && memcmp(SL__STRING(a)->bytes, SL__STRING(b)->bytes, n) == 0;
     }
-    case JSON_ARRAY: {
-        size_t n = json_array_size(a);
-        if (n != json_array_size(b))
+    case SL_TYPE_ARRAY: {
+        const sl__array *x = SL__ARRAY(a), *y = SL__ARRAY(b);
+        if (x->len != y->len)
             return false;
-        for (size_t i = 0; i < n; i++)
-            if (!equal(json_array_get(a, i), json_array_get(b, i)))
+        for (size_t i = 0; i < x->len; i++)
+            if (!equal(x->items[i], y->items[i]))
                 return false;
         return true;
     }
-    case JSON_OBJECT: {
-        if (json_object_size(a) != json_object_size(b))
+    case SL_TYPE_OBJECT: {
+        const sl__object *x = SL__OBJECT(a), *y = SL__OBJECT(b);
+        if (x->len != y->len)
             return false;
-        for (void *it = json_object_iter((json_t *)a); it != NULL;
-             it = json_object_iter_next((json_t *)a, it)) {
-            json_t *bv = json_object_getn(b, json_object_iter_key(it),
-                                          json_object_iter_key_len(it));
-            if (bv == NULL || !equal(json_object_iter_value(it), bv))
+        for (size_t i = 0; i < x->len; i++) {
+            ptrdiff_t at = obj_find(y, x->m[i].key, x->m[i].klen);
+            if (at < 0 || !equal(x->m[i].value, y->m[at].value))
                 return false;
         }
         return true;
@@ -429,57 +778,90 @@ static bool equal(const json_t *a, const json_t *b)
  * key order does not matter. NULL reads as null. */
 bool sl_value_equal(const sl_value *a, const sl_value *b)
 {
-    json_t *na = json_null();
-    return equal(a != NULL ? CJ(a) : na, b != NULL ? CJ(b) : na);
+    return equal(a != NULL ? a : &sl__null_value, b != NULL ? b : &sl__null_value);
 }
 
 /* About the bytes v takes as compact JSON, without writing it: exact for
  * strings without escapes, 8 per number. */
 size_t sl__value_size(const sl_value *v)
 {
-    const json_t *j = CJ(v);
     size_t total;
-    if (j == NULL)
+    if (v == NULL)
         return 4;
-    switch (json_typeof(j)) {
-    case JSON_NULL:
-    case JSON_TRUE:
+    switch ((sl_type)v->type) {
+    case SL_TYPE_NULL:
         return 4;
-    case JSON_FALSE:
-        return 5;
-    case JSON_INTEGER:
-    case JSON_REAL:
+    case SL_TYPE_BOOL:
+        return v == &sl__true_value ? 4 : 5;
+    case SL_TYPE_INT:
+    case SL_TYPE_DOUBLE:
         return 8;
-    case JSON_STRING:
-        return json_string_length(j) + 2;
-    case JSON_ARRAY: {
-        size_t n = json_array_size(j);
-        total = n + 1;   /* brackets and commas */
-        for (size_t i = 0; i < n; i++)
-            total += sl__value_size(V(json_array_get(j, i)));
+    case SL_TYPE_STRING:
+        return SL__STRING(v)->len + 2;
+    case SL_TYPE_ARRAY: {
+        const sl__array *a = SL__ARRAY(v);
+        total = a->len + 1;   /* brackets and commas */
+        for (size_t i = 0; i < a->len; i++)
+            total += sl__value_size(a->items[i]);
         return total;
     }
-    case JSON_OBJECT:
+    case SL_TYPE_OBJECT: {
+        const sl__object *o = SL__OBJECT(v);
         total = 2;
-        for (void *it = json_object_iter((json_t *)j); it != NULL;
-             it = json_object_iter_next((json_t *)j, it))
-            total += json_object_iter_key_len(it) + 4 +
-                     sl__value_size(V(json_object_iter_value(it)));
+        for (size_t i = 0; i < o->len; i++)
+            total += o->m[i].klen + 4 + sl__value_size(o->m[i].value);
         return total;
+    }
     }
     return 0;
 }
 
 /* ------------------------------------------------------------ arrays */
 
+static inline bool is_type(const sl_value *v, sl_type t)
+{
+    return v != NULL && v->type == t;
+}
+
 size_t sl_array_len(const sl_value *a)
 {
-    return a != NULL ? json_array_size(CJ(a)) : 0;   /* 0 for non-arrays */
+    return is_type(a, SL_TYPE_ARRAY) ? SL__ARRAY(a)->len : 0;   /* 0 for non-arrays */
 }
 
 sl_value *sl_array_get(const sl_value *a, size_t i)
 {
-    return a != NULL ? V(json_array_get(CJ(a), i)) : NULL;
+    if (!is_type(a, SL_TYPE_ARRAY) || i >= SL__ARRAY(a)->len)
+        return NULL;
+    return SL__ARRAY(a)->items[i];
+}
+
+int sl__array_push(sl_value *av, sl_value *item)
+{
+    sl__array *a = SL__ARRAY(av);
+    if (a->len == a->cap) {
+        size_t cap = a->cap < 4 ? 8 : a->cap * 2;
+        if (cap > SIZE_MAX / 2 / sizeof(sl_value *)) {
+            sl_value_unref(item);
+            return SL_ENOMEM;
+        }
+        sl_value **items;
+        if (av->inline_block) {
+            items = malloc(cap * sizeof(*items));
+            if (items != NULL && a->len > 0)
+                memcpy(items, a->items, a->len * sizeof(*items));
+        } else {
+            items = realloc(a->items, cap * sizeof(*items));
+        }
+        if (items == NULL) {
+            sl_value_unref(item);
+            return SL_ENOMEM;
+        }
+        av->inline_block = 0;
+        a->items = items;
+        a->cap = cap;
+    }
+    a->items[a->len++] = item;
+    return 0;
 }
 
 /* Takes ownership of item. SL_EINVAL for a NULL array or item, SL_ETYPE if
@@ -487,37 +869,19 @@ sl_value *sl_array_get(const sl_value *a, size_t i)
 int sl_array_append(sl_value *a, sl_value *item)
 {
     int rc;
-    if (a == NULL || item == NULL) {
+    if (a == NULL || item == NULL || a == item) {
         rc = SL_EINVAL;
         goto out_drop;
     }
-    if (!json_is_array(J(a))) {
+    if (a->type != SL_TYPE_ARRAY) {
         rc = SL_ETYPE;
         goto out_drop;
     }
-    if (a == item) {
-        rc = SL_EINVAL;
-        goto out_drop;
-    }
-    /* json_array_append_new consumes item even when it fails. */
-    bool pinned = pin(J(item));
-    rc = json_array_append_new(J(a), J(item)) == 0 ? 0 : SL_ENOMEM;
-    unpin(J(item), pinned);
-    return rc;
+    if ((item = unembed(item)) == NULL)
+        return SL_ENOMEM;
+    return sl__array_push(a, item);
 out_drop:
     sl_value_unref(item);
-    return rc;
-}
-
-/* json_array_set_new for i < length, with the old and new values pinned
- * when shared. Consumes item. */
-static int replace_item(json_t *a, size_t i, json_t *item)
-{
-    json_t *old = json_array_get(a, i);
-    bool pinned_old = pin(old), pinned_new = pin(item);
-    int rc = json_array_set_new(a, i, item) == 0 ? 0 : SL_ENOMEM;
-    unpin(item, pinned_new);
-    unpin(old, pinned_old);
     return rc;
 }
 
@@ -529,15 +893,20 @@ int sl_array_set(sl_value *a, size_t i, sl_value *item)
         rc = SL_EINVAL;
         goto out_drop;
     }
-    if (!json_is_array(J(a))) {
+    if (a->type != SL_TYPE_ARRAY) {
         rc = SL_ETYPE;
         goto out_drop;
     }
-    if (i >= json_array_size(J(a))) {
+    if (i >= SL__ARRAY(a)->len) {
         rc = SL_ERANGE;
         goto out_drop;
     }
-    return replace_item(J(a), i, J(item));
+    if ((item = unembed(item)) == NULL)
+        return SL_ENOMEM;
+    sl_value *old = SL__ARRAY(a)->items[i];
+    SL__ARRAY(a)->items[i] = item;
+    drop_child(a, old);
+    return 0;
 out_drop:
     sl_value_unref(item);
     return rc;
@@ -548,48 +917,36 @@ out_drop:
 sl_value *sl_array_get_mut(sl_value *a, size_t i)
 {
     sl_value *item = sl_array_get(a, i);
-    if (item == NULL || !is_shared(J(item)))
+    if (item == NULL || !is_shared(item))
         return item;
-    json_t *copy = deep_copy(J(item));
+    sl_value *copy = deep_copy(item);
     if (copy == NULL)
         return NULL;
-    if (replace_item(J(a), i, copy) != 0)
-        return NULL;
-    return V(copy);
+    SL__ARRAY(a)->items[i] = copy;
+    drop_child(a, item);
+    return copy;
 }
 
 /* ------------------------------------------------------------ objects */
 
 size_t sl_object_len(const sl_value *o)
 {
-    return o != NULL ? json_object_size(CJ(o)) : 0;
-}
-
-sl_value *sl_object_get(const sl_value *o, const char *key)
-{
-    if (o == NULL || key == NULL)
-        return NULL;
-    return V(json_object_get(CJ(o), key));
+    return is_type(o, SL_TYPE_OBJECT) ? SL__OBJECT(o)->len : 0;
 }
 
 sl_value *sl_object_getn(const sl_value *o, const char *key, size_t len)
 {
-    if (o == NULL || key == NULL)
+    if (!is_type(o, SL_TYPE_OBJECT) || key == NULL)
         return NULL;
-    return V(json_object_getn(CJ(o), key, len));
+    ptrdiff_t at = obj_find(SL__OBJECT(o), key, len);
+    return at < 0 ? NULL : SL__OBJECT(o)->m[at].value;
 }
 
-/* json_object_setn_new_nocheck with the replaced and new values pinned
- * when shared. Consumes v, even when it fails. */
-static int set_member(json_t *o, const char *key, json_t *v)
+sl_value *sl_object_get(const sl_value *o, const char *key)
 {
-    size_t len = strlen(key);
-    json_t *old = json_object_getn(o, key, len);
-    bool pinned_old = pin(old), pinned_new = pin(v);
-    int rc = json_object_setn_new_nocheck(o, key, len, v) == 0 ? 0 : SL_ENOMEM;
-    unpin(v, pinned_new);
-    unpin(old, pinned_old);
-    return rc;
+    if (key == NULL)
+        return NULL;
+    return sl_object_getn(o, key, strlen(key));
 }
 
 /*
@@ -604,64 +961,81 @@ int sl_object_set(sl_value *o, const char *key, sl_value *v)
         rc = SL_EINVAL;
         goto out_drop;
     }
-    if (!json_is_object(J(o))) {
+    if (o->type != SL_TYPE_OBJECT) {
         rc = SL_ETYPE;
         goto out_drop;
     }
-    return set_member(J(o), key, J(v));
+    if ((v = unembed(v)) == NULL)
+        return SL_ENOMEM;
+    return sl__object_setn(o, key, strlen(key), v);
 out_drop:
     sl_value_unref(v);
     return rc;
 }
 
-/* SL_ENOTFOUND if key is absent, SL_ETYPE if o is not an object. */
-int sl_object_del(sl_value *o, const char *key)
+/* SL_ENOTFOUND if key is absent, SL_ETYPE if o is not an object. The key's
+ * bytes stay in the block until it next grows. */
+int sl_object_del(sl_value *ov, const char *key)
 {
-    if (o == NULL || key == NULL)
+    if (ov == NULL || key == NULL)
         return SL_EINVAL;
-    if (!json_is_object(J(o)))
+    if (ov->type != SL_TYPE_OBJECT)
         return SL_ETYPE;
-    json_t *old = json_object_get(J(o), key);
-    if (old == NULL)
+    sl__object *o = SL__OBJECT(ov);
+    ptrdiff_t at = obj_find(o, key, strlen(key));
+    if (at < 0)
         return SL_ENOTFOUND;
-    bool pinned = pin(old);
-    json_object_del(J(o), key);
-    unpin(old, pinned);
+    sl_value *old = o->m[at].value;
+    memmove(&o->m[at], &o->m[at + 1], (o->len - (size_t)at - 1) * sizeof(sl__member));
+    o->len--;
+    if (o->index != NULL)
+        (void)index_rebuild(o);   /* without an index, lookups scan */
+    drop_child(ov, old);
     return 0;
 }
 
 /* The value under key made safe to modify (see sl_array_get_mut). */
 sl_value *sl_object_get_mut(sl_value *o, const char *key)
 {
-    sl_value *item = sl_object_get(o, key);
-    if (item == NULL || !is_shared(J(item)))
+    if (!is_type(o, SL_TYPE_OBJECT) || key == NULL)
+        return NULL;
+    ptrdiff_t at = obj_find(SL__OBJECT(o), key, strlen(key));
+    if (at < 0)
+        return NULL;
+    sl_value *item = SL__OBJECT(o)->m[at].value;
+    if (!is_shared(item))
         return item;
-    json_t *copy = deep_copy(J(item));
+    sl_value *copy = deep_copy(item);
     if (copy == NULL)
         return NULL;
-    if (set_member(J(o), key, copy) != 0)
-        return NULL;
-    return V(copy);
+    SL__OBJECT(o)->m[at].value = copy;
+    drop_child(o, item);
+    return copy;
 }
 
+/* An iterator is a pointer to a member; any change to the object ends the
+ * iteration's validity. */
 void *sl_object_iter(const sl_value *o)
 {
-    return o != NULL ? json_object_iter(J(o)) : NULL;
+    if (!is_type(o, SL_TYPE_OBJECT) || SL__OBJECT(o)->len == 0)
+        return NULL;
+    return SL__OBJECT(o)->m;
 }
 
 void *sl_object_next(const sl_value *o, void *it)
 {
-    if (o == NULL || it == NULL)
+    if (!is_type(o, SL_TYPE_OBJECT) || it == NULL)
         return NULL;
-    return json_object_iter_next(J(o), it);
+    sl__member *m = (sl__member *)it + 1;
+    return m < SL__OBJECT(o)->m + SL__OBJECT(o)->len ? m : NULL;
 }
 
 const char *sl_object_iter_key(void *it)
 {
-    return it != NULL ? json_object_iter_key(it) : NULL;
+    return it != NULL ? ((sl__member *)it)->key : NULL;
 }
 
 sl_value *sl_object_iter_value(void *it)
 {
-    return it != NULL ? V(json_object_iter_value(it)) : NULL;
+    return it != NULL ? ((sl__member *)it)->value : NULL;
 }

@@ -380,3 +380,50 @@ Test(value, shared_children_survive_their_containers)
     sl_value_unref(leaf);
     sl_value_unref(child);   /* the last references: ASan checks nothing leaks */
 }
+
+/* A parsed object keeps its numbers and strings in its own allocation
+ * (engine/value_internal.h): a reference to such a field keeps the object
+ * alive, and putting the field back into the object, into an object
+ * nested in it, or into an array leaves nothing that is never freed (ASan
+ * and valgrind check the last unref). */
+Test(value, parsed_fields_shared_and_moved_between_containers)
+{
+    const char *text = "{\"a\":1,\"s\":\"text\",\"o\":{},\"l\":[]}";
+    sl_value *doc = NULL;
+    cr_assert_eq(sl_json_parse(text, strlen(text), NULL, &doc, NULL), 0);
+    sl_value *a = sl_value_ref(sl_object_get(doc, "a"));
+    sl_value *s = sl_value_ref(sl_object_get(doc, "s"));
+
+    /* Held elsewhere, the fields outlive their object's other holder. */
+    sl_value *doc2 = sl_value_ref(doc);
+    sl_value_unref(doc);
+    cr_expect_eq(sl_value_get_int(a), 1);
+
+    /* Into the same object, a nested one, an array; replaced and back. */
+    cr_expect_eq(sl_object_set(doc2, "b", sl_value_ref(a)), 0);
+    cr_expect_eq(sl_object_set(sl_object_get(doc2, "o"), "x", sl_value_ref(s)), 0);
+    cr_expect_eq(sl_array_append(sl_object_get(doc2, "l"), sl_value_ref(a)), 0);
+    cr_expect_eq(sl_array_set(sl_object_get(doc2, "l"), 0, sl_value_ref(s)), 0);
+    cr_expect_eq(sl_object_set(doc2, "a", sl_value_int(5)), 0);
+    cr_expect_eq(sl_object_set(doc2, "a", sl_value_ref(a)), 0);
+    cr_expect_eq(sl_object_del(doc2, "s"), 0);
+
+    sl_buf out;
+    sl_buf_init(&out);
+    cr_assert_eq(sl_json_dump(doc2, &out), 0);
+    cr_expect_str_eq(out.data, "{\"a\":1,\"o\":{\"x\":\"text\"},\"l\":[\"text\"],\"b\":1}");
+    sl_buf_fini(&out);
+    cr_expect_str_eq(sl_value_get_string(s, NULL), "text");
+
+    /* A writer of a copy sees none of it change under it. */
+    sl_value *c = sl_value_ref(doc2);
+    cr_expect_eq(sl_value_unshare(&c), 0);
+    cr_expect_neq(c, doc2);
+    cr_expect(sl_value_equal(c, doc2));
+    sl_value_unref(c);
+
+    sl_value_unref(doc2);
+    cr_expect_eq(sl_value_get_int(a), 1);
+    sl_value_unref(a);
+    sl_value_unref(s);   /* the last references: nothing may be left */
+}
