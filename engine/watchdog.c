@@ -64,7 +64,7 @@ bool sl__run_worker_stuck(const sl__run *run, size_t stage, int worker,
 static void describe_record(const run_worker *w, char *buf, size_t size)
 {
     const char *src = atomic_load_explicit(&w->watch.pos_source,
-                                           memory_order_relaxed);
+                                           memory_order_acquire);
     int64_t seq = atomic_load_explicit(&w->watch.pos_seq, memory_order_relaxed);
     int64_t off = atomic_load_explicit(&w->watch.pos_offset,
                                        memory_order_relaxed);

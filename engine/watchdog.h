@@ -40,8 +40,11 @@ typedef struct sl__watch {
 static inline void sl__watch_hold(sl__watch *wt, const sl_record *rec)
 {
     const sl_position *p = sl_record_position(rec);
+    /* Release: a reader on another thread (/debug/stages, SIGUSR1) reads
+     * the name's bytes, which the source wrote; the channel's hand-over
+     * and this store carry that write to it. */
     atomic_store_explicit(&wt->pos_source, p != NULL ? p->source : NULL,
-                          memory_order_relaxed);
+                          memory_order_release);
     atomic_store_explicit(&wt->pos_offset, p != NULL ? p->offset : -1,
                           memory_order_relaxed);
     atomic_store_explicit(&wt->pos_seq, p != NULL ? p->seq : 0,
