@@ -25,6 +25,9 @@ want=$(awk -v n=$N 'BEGIN { c = 0; for (i = 1; i <= n; i++) if (i % 5 != 3) c++;
 
 # crash_loop PIPELINE KILLS BUDGET: runs killed by SIGKILL after a random
 # 0-40 ms, until a run ends by itself or the kills or the budget run out.
+# The pipelines read at a fixed rate so that a run's progress in those
+# milliseconds does not depend on how fast the build is: a whole file takes
+# about a second, hence dozens of kills on every build.
 # Sets: kills (how many landed), done (a run finished on its own).
 crash_loop() {
     local yaml=$1 max=$2 budget=$3 start=$SECONDS pid rc
@@ -55,12 +58,7 @@ name: crash-one
 settings:
   state: out/one.db
 stages:
-  # Paced so that a run cannot finish within one kill's window: enough
-  # kills land however fast the machine.
-  - name: read
-    type: file
-    path: in.jsonl
-    rate_limit: {rate: 100000/s, burst: 1000}
+  - {name: read, type: file, path: in.jsonl, rate_limit: {rate: 30000/s, burst: 200}}
   - {name: parse, type: json}
   - {name: keep, type: filter, where: kind != 3}
   - {name: db, type: sqlite, path: out/one.db, table: rows, batch_size: 200}
@@ -85,7 +83,7 @@ name: crash-tee
 settings:
   state: out/tee.db
 stages:
-  - {name: read, type: file, path: in.jsonl}
+  - {name: read, type: file, path: in.jsonl, rate_limit: {rate: 30000/s, burst: 200}}
   - {name: parse, type: json}
   - {name: keep, type: filter, where: kind != 3, inputs: [parse]}
   - {name: kept, type: sqlite, path: out/tee.db, table: kept, batch_size: 300, inputs: [keep]}
@@ -114,7 +112,7 @@ name: crash-split
 settings:
   state: out/split.db
 stages:
-  - {name: read, type: file, path: split.jsonl}
+  - {name: read, type: file, path: split.jsonl, rate_limit: {rate: 4000/s, burst: 50}}
   - {name: parse, type: json, split: true}
   - {name: db, type: sqlite, path: out/split.db, table: els, batch_size: 3}
 YAML
