@@ -112,7 +112,7 @@ name: crash-split
 settings:
   state: out/split.db
 stages:
-  - {name: read, type: file, path: split.jsonl, rate_limit: {rate: 4000/s, burst: 50}}
+  - {name: read, type: file, path: split.jsonl, rate_limit: {rate: 8000/s, burst: 50}}
   - {name: parse, type: json, split: true}
   - {name: db, type: sqlite, path: out/split.db, table: els, batch_size: 3}
 YAML
