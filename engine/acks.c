@@ -97,7 +97,6 @@ struct sl__acks {
     sl_ctx *stop;               /* ends the committer */
     pthread_t committer;
     bool committer_started;
-    _Atomic bool warned_order;  /* "exactly-once needs order" logged */
     _Atomic uint32_t exact;     /* atomic: sinks that save their own
                                    positions in their transactions */
 };
@@ -517,34 +516,106 @@ static void unrelease(sl_record *const *recs, size_t n, uint32_t bit)
     }
 }
 
-/*
- * A committed record beyond its lane's new watermark — stored before an
- * earlier record was dealt with (unordered workers), or before the rest of
- * a split of its own source record — comes again after a crash, since the
- * lane resumes below it. Say so once. Lanes of sink locked.
- */
-static void check_order(sl__acks *acks, int sink, sl_record *const *recs,
-                        size_t n)
+/* Take (restore) or give back (release) the references for sink of
+ * recs[from..to), leaving their masks as they are. Lanes of sink locked. */
+static void shift_refs(sl_record *const *recs, size_t from, size_t to,
+                       int sink, bool release)
 {
-    for (size_t i = 0; i < n; i++) {
+    uint32_t bit = 1u << sink;
+    for (size_t i = from; i < to; i++) {
         size_t na = sl__record_ack_count(recs[i]);
         for (size_t j = 0; j < na; j++) {
             sl__ackref *a = sl__record_ack_at(recs[i], j);
-            if (a->mask != 0)
+            if (a->slot == NULL || (a->mask & bit) == 0)
+                continue;
+            if (release)
+                atomic_fetch_sub_explicit(&a->slot->refs[sink], 1,
+                                          memory_order_release);
+            else
+                atomic_fetch_add_explicit(&a->slot->refs[sink], 1,
+                                          memory_order_relaxed);
+        }
+    }
+}
+
+/* Move every lane of sink back to its published watermark, then over
+ * every finished slot. Lanes of sink locked. */
+static void readvance_sink(sl__acks *acks, int sink)
+{
+    for (size_t st = 0; st < acks->n_stages; st++) {
+        if (acks->sources[st] == NULL)
+            continue;
+        for (int w = 0; w < acks->source_workers[st]; w++) {
+            sl__ack_source *as = &acks->sources[st][w];
+            ack_lane *ln = &as->lanes[sink];
+            if (!ln->active)
+                continue;
+            ln->adv = atomic_load(&ln->published);
+            ln->pos = ln->pub_pos;
+            lane_advance(as, ln, sink);
+        }
+    }
+}
+
+/* Index of the first of recs[0..k) holding a reference for sink beyond
+ * its lane's watermark, or k. Lanes of sink locked. */
+static size_t first_beyond(sl_record *const *recs, size_t k, int sink)
+{
+    uint32_t bit = 1u << sink;
+    for (size_t i = 0; i < k; i++) {
+        size_t na = sl__record_ack_count(recs[i]);
+        for (size_t j = 0; j < na; j++) {
+            sl__ackref *a = sl__record_ack_at(recs[i], j);
+            if (a->slot == NULL || (a->mask & bit) == 0)
                 continue;
             int64_t o = atomic_load_explicit(&a->slot->ordinal,
                                              memory_order_relaxed);
-            if (o > a->slot->src->lanes[sink].adv &&
-                !atomic_exchange(&acks->warned_order, true)) {
-                sl__log(SL_LOG_WARN, acks->sink_names[sink],
-                        "a batch holds records whose source position is "
-                        "not complete yet (part of a split, or records out "
-                        "of source order): after a crash those may be "
-                        "stored again; see docs/reliability.md");
-                return;
-            }
+            if (o > a->slot->src->lanes[sink].adv)
+                return i;
         }
     }
+    return k;
+}
+
+/*
+ * The longest prefix recs[0..k) whose commit completes every source
+ * position it holds: with the references of recs[k..n) still held, every
+ * lane passes each position of recs[0..k). Found by letting the prefix go
+ * (counts only; masks untouched), advancing, and shortening it to the
+ * first record beyond a watermark until none is. Everything is put back
+ * before returning. Since other holders only ever release, the answer
+ * stays true until the store commits. Thread: the store's worker.
+ */
+size_t sl__acks_ready(sl__acks *acks, int sink, sl_record *const *recs,
+                      size_t n)
+{
+    if (sink < 0 || sink >= acks->n_sinks || n == 0)
+        return n;
+    lock_sink(acks, sink, true);
+    size_t k = n;
+    shift_refs(recs, 0, n, sink, true);
+    for (;;) {
+        readvance_sink(acks, sink);
+        size_t j = first_beyond(recs, k, sink);
+        if (j == k)
+            break;
+        shift_refs(recs, j, k, sink, false);
+        k = j;
+    }
+    shift_refs(recs, 0, k, sink, false);
+    for (size_t st = 0; st < acks->n_stages; st++) {
+        if (acks->sources[st] == NULL)
+            continue;
+        for (int w = 0; w < acks->source_workers[st]; w++) {
+            ack_lane *ln = &acks->sources[st][w].lanes[sink];
+            if (!ln->active)
+                continue;
+            ln->adv = atomic_load(&ln->published);
+            ln->pos = ln->pub_pos;
+        }
+    }
+    lock_sink(acks, sink, false);
+    return k;
 }
 
 int sl__acks_prepare(sl__acks *acks, int sink, void *db,
@@ -582,9 +653,6 @@ int sl__acks_prepare(sl__acks *acks, int sink, void *db,
                 rc = save_add(acks, &sl, as, sink, ln);
         }
     }
-    if (rc == 0 && !atomic_load_explicit(&acks->warned_order,
-                                         memory_order_relaxed))
-        check_order(acks, sink, recs, n);
     char err[ERR_LEN];
     if (rc == 0 && sl.n > 0)
         rc = sl__state_put(db, acks->pipeline, sl.rows, sl.n, err,

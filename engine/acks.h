@@ -36,6 +36,10 @@
  * connection) and sl_stage_acks_finish after COMMIT (published) or a failure
  * (the references are taken back). The lane's lock is held in between, so
  * no one else publishes a watermark that the transaction has not made true.
+ * Before that, sl_stage_acks_ready tells the store how many of its rows, from
+ * the first, complete their positions (the rest of a split line, or an
+ * earlier record, may still be in flight): it commits those and carries the
+ * others to its next transaction.
  *
  * Resume: each lane's watermark is saved with the position of the record
  * at it. A source resumes after the lowest of its lanes; a lane further on
@@ -168,8 +172,10 @@ int sl__acks_source_file(sl__ack_source *as, const char *path, uint64_t dev,
 /* Exactly-once stores (the store's worker thread)                     */
 /* ------------------------------------------------------------------ */
 
-/* See sl_stage_acks_prepare / _finish in stage.h. sink: the stage's sink
+/* See sl_stage_acks_ready / _prepare / _finish in stage.h. sink: the stage's sink
  * index. */
+size_t sl__acks_ready(sl__acks *acks, int sink, sl_record *const *recs,
+                      size_t n);
 int sl__acks_prepare(sl__acks *acks, int sink, void *db,
                      sl_record *const *recs, size_t n);
 void sl__acks_finish_txn(sl__acks *acks, int sink, sl_record *const *recs,

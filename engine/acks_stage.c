@@ -45,6 +45,14 @@ const char *sl_stage_state_path(const sl_stage_ctx *sc)
     return sc != NULL && sc->acks != NULL ? sl__acks_path(sc->acks) : NULL;
 }
 
+size_t sl_stage_acks_ready(sl_stage_ctx *sc, sl_record *const *recs,
+                           size_t n)
+{
+    if (sc == NULL || recs == NULL || sc->acks == NULL || sc->ack_sink < 0)
+        return n;
+    return sl__acks_ready(sc->acks, sc->ack_sink, recs, n);
+}
+
 int sl_stage_acks_prepare(sl_stage_ctx *sc, void *sqlite_db,
                           sl_record *const *recs, size_t n)
 {

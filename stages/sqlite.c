@@ -8,6 +8,9 @@
  * table names cannot inject SQL. Records are held until their batch
  * commits — BEGIN IMMEDIATE, up to batch_size rows, COMMIT, and on flush —
  * and only then counted as stored: only whole batches are ever committed.
+ * When the file is settings.state (exactly-once), a transaction holds whole
+ * source records only: rows whose source record is not complete yet (more
+ * elements of a split line on their way) are carried into the next one.
  *
  * Table and columns: when the table is missing it is created from the first
  * record's fields, typed by their values (int and bool INTEGER, double
@@ -91,6 +94,10 @@ typedef struct sqlite_sink {
 
     sl_record **pending;        /* rows of the open batch, held until commit */
     size_t n_pending;           /* entries in pending */
+    size_t cap_pending;         /* entries allocated in pending */
+    size_t held;                /* of them, carried from the last commit
+                                   (exact: their source records were not
+                                   complete yet) */
     uint64_t pending_bytes;     /* bytes bound for them */
     uint64_t row_bytes;         /* bytes bound for the last row */
 
@@ -671,32 +678,80 @@ static int replay(sqlite_sink *sq)
     return 0;
 }
 
-/* COMMIT, then count the batch as stored (bytes_out: the bytes bound) and
- * free its records. When the file is settings.state, the source positions
- * the batch completes go into the same transaction first. */
+/*
+ * COMMIT, then count the committed rows as stored (bytes_out: the bytes
+ * bound) and free their records. When the file is settings.state, the
+ * source positions the rows complete go into the same transaction first,
+ * and only rows whose source records are complete commit
+ * (sl_stage_acks_ready): the first k pending rows. The others (the rest of
+ * a `json` split line is still on its way) stay pending — carried into
+ * the next transaction, written again there — so every transaction covers
+ * whole source records and a crash repeats none of its rows. With k == 0
+ * nothing commits and the transaction goes on. On failure every row is
+ * still pending (the transaction may hold fewer: replay it).
+ */
 static int commit_batch(sqlite_sink *sq, sl_stage_ctx *sc)
 {
+    size_t n = sq->n_pending, k = n;
+    uint64_t pb = sq->pending_bytes, rb = sq->row_bytes;
+    int rc = 0;
     if (sq->exact) {
-        int prc = sl_stage_acks_prepare(sc, sq->db, sq->pending, sq->n_pending);
-        if (prc < 0) {
+        k = sl_stage_acks_ready(sc, sq->pending, n);
+        if (k == 0) {
+            sq->held = n;
+            return 0;
+        }
+        if (k < n) {
+            /* The transaction holds every row: write the whole records
+             * alone into a new one. */
+            abort_batch(sq);
+            sq->n_pending = k;
+            rc = replay(sq);
+            sq->n_pending = n;
+            if (rc < 0)
+                goto out_fail;
+        }
+        rc = sl_stage_acks_prepare(sc, sq->db, sq->pending, k);
+        if (rc < 0) {
             snprintf(sq->msg, sizeof(sq->msg), "%s: saving source positions: %s",
                      sq->path, sqlite3_errmsg(sq->db));
             sq->db_failed = true;
             sq->msg_set = true;
-            return prc;
+            goto out_fail;
         }
     }
-    int rc = step_done(sq, sq->commit, "committing");
+    rc = step_done(sq, sq->commit, "committing");
     if (sq->exact)
-        sl_stage_acks_finish(sc, sq->pending, sq->n_pending, rc == 0);
+        sl_stage_acks_finish(sc, sq->pending, k, rc == 0);
     if (rc < 0)
-        return rc;
+        goto out_fail;
     sq->in_txn = false;
-    sl_stage_count_stored(sc, sq->n_pending, sq->pending_bytes);
-    for (size_t i = 0; i < sq->n_pending; i++)
+    sl_stage_count_stored(sc, k, sq->pending_bytes);
+    for (size_t i = 0; i < k; i++)
         sl_record_free(sq->pending[i]);
-    sq->n_pending = 0;
+    memmove(sq->pending, sq->pending + k, (n - k) * sizeof(*sq->pending));
+    sq->n_pending = sq->held = n - k;
     sq->pending_bytes = 0;
+    /* The carried rows go into the next transaction. */
+    sq->need_replay = sq->n_pending > 0;
+    return 0;
+out_fail:
+    sq->pending_bytes = pb;
+    sq->row_bytes = rb;
+    return rc;
+}
+
+/* Room for one more pending row. 0 or SL_ENOMEM. */
+static int reserve_pending(sqlite_sink *sq)
+{
+    if (sq->n_pending < sq->cap_pending)
+        return 0;
+    size_t ncap = sq->cap_pending * 2;
+    sl_record **np = realloc(sq->pending, ncap * sizeof(*np));
+    if (np == NULL)
+        return SL_ENOMEM;
+    sq->pending = np;
+    sq->cap_pending = ncap;
     return 0;
 }
 
@@ -714,6 +769,8 @@ static int sqlite_process(void *state, sl_stage_ctx *sc, sl_record *rec)
 {
     sqlite_sink *sq = state;
     char where[512];
+    if (reserve_pending(sq) < 0)
+        return sl_stage_error(sc, SL_ENOMEM, "out of memory");
     int rc = ready_batch(sq);
     if (rc < 0) {
         if (sq->in_txn)
@@ -741,12 +798,14 @@ static int sqlite_process(void *state, sl_stage_ctx *sc, sl_record *rec)
     }
     sq->pending[sq->n_pending++] = rec;
     sq->pending_bytes += sq->row_bytes;
-    if (sq->n_pending < (size_t)sq->batch_size)
+    if (sq->n_pending < sq->held + (size_t)sq->batch_size)
         return 0;
     rc = commit_batch(sq, sc);
     if (rc < 0) {
         sq->n_pending--;   /* rec goes back to the engine */
         sq->pending_bytes -= sq->row_bytes;
+        if (sq->held > sq->n_pending)
+            sq->held = sq->n_pending;
         abort_batch(sq);
         sq->need_replay = sq->n_pending > 0;
         return sl_stage_error(sc, rc, "%s", sq_message(sq));
@@ -780,7 +839,7 @@ static int sqlite_flush(void *state, sl_stage_ctx *sc)
             if (rrc != 0 && first == 0)
                 first = rrc;
         }
-        sq->n_pending = 0;
+        sq->n_pending = sq->held = 0;
         sq->pending_bytes = 0;
         sq->need_replay = false;
         return first;   /* set the stage error when not 0 */
@@ -850,7 +909,8 @@ static int sqlite_init(void *state, sl_stage_ctx *sc)
     sq->ukey = sq->key != NULL && sq->key[0] != '\0' ? sq->key : NULL;
     if (sq->path == NULL || sq->path[0] == '\0' || sq->table == NULL || sq->table[0] == '\0')
         return sl_stage_error(sc, SL_ECONFIG, "'path' and 'table' must not be empty");
-    sq->pending = calloc((size_t)sq->batch_size, sizeof(*sq->pending));
+    sq->cap_pending = (size_t)sq->batch_size;
+    sq->pending = calloc(sq->cap_pending, sizeof(*sq->pending));
     if (sq->pending == NULL)
         return sl_stage_error(sc, SL_ENOMEM, "out of memory");
 

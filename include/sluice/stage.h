@@ -334,6 +334,18 @@ const char *sl_stage_state_path(const sl_stage_ctx *sc);
  * Returns 0, SL_EIO (writing failed: roll back; finish has been called)
  * or SL_EINVAL. Thread: worker.
  */
+/*
+ * Stores writing to the settings.state file, before prepare: how many of
+ * recs, from the first, may commit now — the longest run recs[0..k) whose
+ * commit completes every source position it holds, the rest staying held
+ * (the other elements of a split line still on their way, an earlier
+ * record still in flight). Commit only those k (prepare/finish with k)
+ * and keep recs[k..n) for a later transaction. At the end of input every
+ * source record is complete, so k == n. Without settings.state: n.
+ * Thread: worker.
+ */
+size_t sl_stage_acks_ready(sl_stage_ctx *sc, sl_record *const *recs,
+                           size_t n);
 int sl_stage_acks_prepare(sl_stage_ctx *sc, void *sqlite_db,
                           sl_record *const *recs, size_t n);
 void sl_stage_acks_finish(sl_stage_ctx *sc, sl_record *const *recs, size_t n,

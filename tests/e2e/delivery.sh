@@ -2,13 +2,16 @@
 # then rerun to completion; every expected row is stored exactly once.
 #   1. file -> json -> filter -> sqlite, the store in the state file
 #   2. the same with a tee into two SQLite stores (tables of the state file)
+#   2b. file -> json split: true (1-7 elements a line) -> sqlite with
+#       batch_size 3: one line's elements straddle transactions
 #   3. SIGTERM, then resume into a file store: no gap and no repeat
 #   4. a file replaced or truncated under its saved position is reported
 #      and read from its start
 #   5. generate continues its sequence; stdin says it cannot resume
-# Kills: SLUICE_CRASH_KILLS (default 200 for part 1, half as many for part 2),
-# stopped early when the time budget (SLUICE_CRASH_BUDGET seconds, default
-# 6 for part 1, half for part 2) runs out, so sanitizer builds do fewer of them.
+# Kills: SLUICE_CRASH_KILLS (default 200 for part 1, half as many for parts 2
+# and 2b), stopped early when the time budget (SLUICE_CRASH_BUDGET seconds,
+# default 6 for part 1, half for part 2, a third for 2b) runs out, so
+# sanitizer builds do fewer of them.
 . "$(dirname "$0")/lib.bash"
 
 KILLS=${SLUICE_CRASH_KILLS:-200}
@@ -93,6 +96,35 @@ expect_eq "tee: kept rows exactly once" "$want|$want" \
     "$(sql out/tee.db 'select count(*), count(distinct id) from kept')"
 expect_eq "tee: all rows exactly once" "$N|$N" \
     "$(sql out/tee.db 'select count(*), count(distinct id) from everything')"
+
+# --- 2b. kill -9 after a json split into small batches ----------------------
+# Line i holds (i % 7) + 1 elements {"id":i,"el":j}: batches of 3 rows end
+# inside lines, so the store carries a line's first rows until the rest
+# arrive and commits whole lines only.
+SPLIT_LINES=4000
+awk -v n=$SPLIT_LINES 'BEGIN { for (i = 1; i <= n; i++) {
+    k = i % 7 + 1; printf "["
+    for (j = 1; j <= k; j++) printf "%s{\"id\":%d,\"el\":%d}", (j > 1 ? "," : ""), i, j
+    printf "]\n" } }' > split.jsonl
+split_want=$(awk -v n=$SPLIT_LINES 'BEGIN { c = 0; for (i = 1; i <= n; i++) c += i % 7 + 1; print c }')
+cat > out/split.yaml <<'YAML'
+name: crash-split
+settings:
+  state: out/split.db
+stages:
+  - {name: read, type: file, path: split.jsonl, rate_limit: {rate: 8000/s, burst: 50}}
+  - {name: parse, type: json, split: true}
+  - {name: db, type: sqlite, path: out/split.db, table: els, batch_size: 3}
+YAML
+crash_loop out/split.yaml $((KILLS / 2)) $((BUDGET / 3))
+echo "ok: part 2b: $kills kills (finished on its own: $done)"
+[ "$kills" -ge 3 ] || fail "part 2b: only $kills kills landed"
+run_sluice 0 run out/split.yaml --quiet
+grep -q "not complete yet" out/crash.log out/stderr && fail "part 2b: the order warning is back"
+expect_eq "split: every element once" "$split_want|$split_want" \
+    "$(sql out/split.db "select count(*), count(distinct id || '.' || el) from els")"
+expect_eq "split: whole lines" "$SPLIT_LINES|0" \
+    "$(sql out/split.db 'select count(*), sum(n != id % 7 + 1) from (select id, count(*) n from els group by id)')"
 
 # --- 3. SIGTERM, then resume into a file store -------------------------------
 cat > out/term.yaml <<'YAML'

@@ -240,6 +240,73 @@ Test(acks, a_store_transaction_publishes_its_positions_only_when_committed)
     sl__acks_destroy(acks);
 }
 
+/* Elements of a split: n records inheriting in's references. */
+static void split(sl_record *in, sl_record **out, int n)
+{
+    for (int i = 0; i < n; i++) {
+        out[i] = sl_record_new();
+        cr_assert_not_null(out[i]);
+        cr_assert_eq(sl__record_ack_inherit(out[i], in), 0);
+    }
+}
+
+Test(acks, a_store_commits_only_the_rows_of_complete_source_records)
+{
+    sl__acks *acks = make(line_stages, 2);
+    sqlite3 *db;
+    cr_assert_eq(sqlite3_open(state_path, &db), SQLITE_OK);
+    /* Line 1 splits into a, b, c; line 2 into d, e. */
+    sl_record *l1 = read_one(acks, 1), *l2 = read_one(acks, 2);
+    sl_record *e1[3], *e2[2];
+    split(l1, e1, 3);
+    sl_record_free(l1);
+    split(l2, e2, 2);
+
+    /* The store has a, b: c is on its way, nothing may commit. */
+    sl_record *pend[5] = {e1[0], e1[1]};
+    cr_expect_eq(sl__acks_ready(acks, 0, pend, 2), 0);
+    /* a, b, c, d: line 1 is whole; d's line is still being split. */
+    pend[2] = e1[2];
+    pend[3] = e2[0];
+    cr_expect_eq(sl__acks_ready(acks, 0, pend, 4), 3);
+    cr_expect_eq(mark(acks, 0, NULL), 0, "asking changes nothing");
+
+    cr_assert_eq(sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL), SQLITE_OK);
+    cr_assert_eq(sl__acks_prepare(acks, 0, db, pend, 3), 0);
+    cr_assert_eq(sqlite3_exec(db, "COMMIT", NULL, NULL, NULL), SQLITE_OK);
+    sl__acks_finish_txn(acks, 0, pend, 3, true);
+    cr_expect_eq(sl__acks_lane_ordinal(acks, 0, 0, 0, NULL), 1);
+    cr_expect_eq(saved_ordinal("store"), 1);
+    for (int i = 0; i < 3; i++)
+        sl_record_free(e1[i]);
+
+    /* d carried; line 2's input is done, e arrives: both whole. */
+    sl_record_free(l2);
+    pend[0] = e2[0];
+    pend[1] = e2[1];
+    cr_expect_eq(sl__acks_ready(acks, 0, pend, 1), 0, "e is not in yet");
+    cr_expect_eq(sl__acks_ready(acks, 0, pend, 2), 2);
+
+    /* Out of order: line 4's row before line 3 is dealt with. */
+    sl_record *l3 = read_one(acks, 3), *l4 = read_one(acks, 4);
+    pend[2] = l4;
+    cr_expect_eq(sl__acks_ready(acks, 0, pend, 3), 2);
+    pend[2] = l3;
+    pend[3] = l4;
+    cr_expect_eq(sl__acks_ready(acks, 0, pend, 4), 4);
+    /* A whole line behind an incomplete one waits with it. */
+    pend[0] = e2[0];
+    pend[1] = l3;
+    cr_expect_eq(sl__acks_ready(acks, 0, pend, 2), 0);
+    for (int i = 0; i < 2; i++)
+        sl_record_free(e2[i]);
+    sl_record_free(l3);
+    sl_record_free(l4);
+    cr_expect_eq(mark(acks, 0, NULL), 4);
+    sqlite3_close(db);
+    sl__acks_destroy(acks);
+}
+
 /* ------------------------------------------------------------------ */
 /* Saved positions                                                     */
 /* ------------------------------------------------------------------ */
