@@ -38,20 +38,7 @@
 #include "engine/run.h"
 #include "sluice/plugin.h"
 
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-static double cpu_s(void)
-{
-    struct rusage ru;
-    getrusage(RUSAGE_SELF, &ru);
-    return (double)ru.ru_utime.tv_sec + (double)ru.ru_utime.tv_usec / 1e6 +
-           (double)ru.ru_stime.tv_sec + (double)ru.ru_stime.tv_usec / 1e6;
-}
+#include "bench_common.h"
 
 static void remove_db(const char *path)
 {
@@ -64,8 +51,8 @@ static void remove_db(const char *path)
 }
 
 /* One run of l; wall and CPU seconds and the records the last stage took. */
-static int timed_run(const sl__loaded *l, double *wall, double *cpu,
-                     uint64_t *last_in)
+static int run_loaded(const sl__loaded *l, double *wall, double *cpu,
+                      uint64_t *last_in)
 {
     const sl_graph *g = l->graph;
     sl__run_stage st[8];
@@ -78,34 +65,7 @@ static int timed_run(const sl__loaded *l, double *wall, double *cpu,
         st[i].inputs = g->nodes[i].inputs;
     }
     sl__run_opts o = {.cfg = l->cfg, .n_stages = g->n, .stages = st};
-    sl_diag *diag = sl__diag_create();
-    sl__run *run = NULL;
-    if (sl__run_create(&o, diag, &run) != 0) {
-        sl__diag_print(diag, stderr);
-        sl__diag_destroy(diag);
-        return 1;
-    }
-    double c0 = cpu_s(), t0 = now_s();
-    sl__run_result res;
-    sl__run_start(run);
-    sl__run_wait(run, &res);
-    *wall = now_s() - t0;
-    *cpu = cpu_s() - c0;
-    *last_in = SL__RUN_COUNTER(run, g->n - 1, records_in);
-    sl__run_destroy(run);
-    sl__diag_destroy(diag);
-    if (res.status != SL__RUN_SUCCEEDED) {
-        fprintf(stderr, "run failed: %s\n", res.cause);
-        return 1;
-    }
-    return 0;
-}
-
-static double thread_cpu_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+    return timed_run(&o, g->n - 1, wall, cpu, last_in);
 }
 
 /*
@@ -166,18 +126,6 @@ static double hot_path(const char *dir, bool tee, bool tracked)
     return best;
 }
 
-static int cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-
-static double median(double *v, int n)
-{
-    qsort(v, (size_t)n, sizeof(*v), cmp_double);
-    return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
-}
-
 static int load_text(const char *dir, const char *name, const char *text,
                      sl__loaded *l)
 {
@@ -201,7 +149,7 @@ static int compare(const char *name, sl__loaded *l, const char *state, long n,
             l->cfg->settings.state = mode == 1 ? (char *)state : NULL;
             remove_db(state);
             uint64_t got = 0;
-            if (timed_run(l, &wall[mode][r], &cpu[mode][r], &got) != 0)
+            if (run_loaded(l, &wall[mode][r], &cpu[mode][r], &got) != 0)
                 return 1;
             if (got != expect) {
                 fprintf(stderr, "%s: %llu records reached the last stage, "

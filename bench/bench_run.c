@@ -17,68 +17,7 @@
 #include "engine/run.h"
 #include "sluice/plugin.h"
 
-typedef struct src_state {
-    int64_t count;
-} src_state;
-
-static const sl_option src_options[] = {
-    {SL_OPT_INT, "count", "1000000", 0, offsetof(src_state, count), 0, 0, NULL,
-     ""},
-    SL_OPTIONS_END,
-};
-
-static int src_run(void *state, sl_stage_ctx *sc)
-{
-    src_state *st = state;
-    for (int64_t i = 1; i <= st->count; i++) {
-        sl_record *r = sl_record_new_payload("x", 1);
-        if (r == NULL)
-            return SL_ENOMEM;
-        int rc = sl_emit(sc, r);
-        if (rc != 0)
-            return rc;
-    }
-    return 0;
-}
-
-static int pass_process(void *state, sl_stage_ctx *sc, sl_record *rec)
-{
-    return sl_emit(sc, rec);
-}
-
-static int sink_process(void *state, sl_stage_ctx *sc, sl_record *rec)
-{
-    sl_record_stored(sc, rec);
-    return 0;
-}
-
-static const sl_stage_desc src_desc = {
-    SL_STAGE_DESC_HEADER, .name = "src", .kind = SL_STAGE_SOURCE,
-    .options = src_options, .state_size = sizeof(src_state), .run = src_run,
-};
-static const sl_stage_desc pass_desc = {
-    SL_STAGE_DESC_HEADER, .name = "pass", .kind = SL_STAGE_TRANSFORM,
-    .process = pass_process,
-};
-static const sl_stage_desc sink_desc = {
-    SL_STAGE_DESC_HEADER, .name = "sink", .kind = SL_STAGE_SINK,
-    .process = sink_process,
-};
-
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-static double cpu_s(void)
-{
-    struct rusage ru;
-    getrusage(RUSAGE_SELF, &ru);
-    return (double)ru.ru_utime.tv_sec + (double)ru.ru_utime.tv_usec / 1e6 +
-           (double)ru.ru_stime.tv_sec + (double)ru.ru_stime.tv_usec / 1e6;
-}
+#include "bench_common.h"
 
 static int run_once(long n, size_t batch, double *wall, double *cpu)
 {

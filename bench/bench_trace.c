@@ -38,104 +38,7 @@
 #include "engine/trace.h"
 #include "sluice/plugin.h"
 
-/* ------------------------------------------------------------------ */
-/* The trivial stages                                                  */
-/* ------------------------------------------------------------------ */
-
-typedef struct src_state {
-    int64_t count;
-} src_state;
-
-static const sl_option src_options[] = {
-    {SL_OPT_INT, "count", "1000000", 0, offsetof(src_state, count), 0, 0, NULL,
-     ""},
-    SL_OPTIONS_END,
-};
-
-static int src_run(void *state, sl_stage_ctx *sc)
-{
-    src_state *st = state;
-    for (int64_t i = 1; i <= st->count; i++) {
-        sl_record *r = sl_record_new_payload("x", 1);
-        if (r == NULL)
-            return SL_ENOMEM;
-        int rc = sl_emit(sc, r);
-        if (rc != 0)
-            return rc;
-    }
-    return 0;
-}
-
-static int pass_process(void *state, sl_stage_ctx *sc, sl_record *rec)
-{
-    (void)state;
-    return sl_emit(sc, rec);
-}
-
-static int sink_process(void *state, sl_stage_ctx *sc, sl_record *rec)
-{
-    (void)state;
-    sl_record_stored(sc, rec);
-    return 0;
-}
-
-static const sl_stage_desc src_desc = {
-    SL_STAGE_DESC_HEADER, .name = "src", .kind = SL_STAGE_SOURCE,
-    .options = src_options, .state_size = sizeof(src_state), .run = src_run,
-};
-static const sl_stage_desc pass_desc = {
-    SL_STAGE_DESC_HEADER, .name = "pass", .kind = SL_STAGE_TRANSFORM,
-    .process = pass_process,
-};
-static const sl_stage_desc sink_desc = {
-    SL_STAGE_DESC_HEADER, .name = "sink", .kind = SL_STAGE_SINK,
-    .process = sink_process,
-};
-
-/* ------------------------------------------------------------------ */
-
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-static double cpu_s(void)
-{
-    struct rusage ru;
-    getrusage(RUSAGE_SELF, &ru);
-    return (double)ru.ru_utime.tv_sec + (double)ru.ru_utime.tv_usec / 1e6 +
-           (double)ru.ru_stime.tv_sec + (double)ru.ru_stime.tv_usec / 1e6;
-}
-
-/* Run o to the end: wall and CPU seconds, and the records the last stage
- * took in. Writing the trace file is part of the run. */
-static int timed_run(sl__run_opts *o, size_t last, double *wall, double *cpu,
-                     uint64_t *last_in)
-{
-    sl_diag *diag = sl__diag_create();
-    sl__run *run = NULL;
-    if (sl__run_create(o, diag, &run) != 0) {
-        sl__diag_print(diag, stderr);
-        sl__diag_destroy(diag);
-        return 1;
-    }
-    double c0 = cpu_s(), t0 = now_s();
-    sl__run_result res;
-    sl__run_start(run);
-    sl__run_wait(run, &res);
-    *wall = now_s() - t0;
-    *cpu = cpu_s() - c0;
-    *last_in = SL__RUN_COUNTER(run, last, records_in);
-    sl__run_destroy(run);
-    sl__diag_destroy(diag);
-    if (res.status != SL__RUN_SUCCEEDED) {
-        fprintf(stderr, "run failed: %s\n", res.cause);
-        return 1;
-    }
-    return 0;
-}
+#include "bench_common.h"
 
 static int run_trivial(long n, const char *trace, double *wall, double *cpu)
 {
@@ -203,14 +106,6 @@ static int run_typical(const sl__loaded *l, long n, const char *trace,
     return 0;
 }
 
-/* This thread's CPU time. */
-static double thread_cpu_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
 /* Lines (events) in a trace file. */
 static long count_lines(const char *path)
 {
@@ -263,18 +158,6 @@ static void parts(const char *trace, double *hook_ns, double *write_ns)
         if (w < *write_ns)
             *write_ns = w;
     }
-}
-
-static int cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-
-static double median(double *v, int n)
-{
-    qsort(v, (size_t)n, sizeof(*v), cmp_double);
-    return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
 }
 
 static double smallest(const double *v, int n)
