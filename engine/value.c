@@ -582,6 +582,65 @@ out_drop:
     return NULL;
 }
 
+/* The public form of sl__container_build for objects (include/sluice/value.h). */
+sl_value *sl_object_build(sl_member_init *members, size_t n, size_t spare_members,
+                          size_t spare_key_bytes)
+{
+    sl__item stack[32];
+    sl__item *items = stack;
+    size_t taken = 0;   /* members whose v moved into items */
+    if (n > sizeof(stack) / sizeof(stack[0])) {
+        items = n <= SIZE_MAX / sizeof(*items) ? sl__mem_alloc(n * sizeof(*items)) : NULL;
+        if (items == NULL)
+            goto fail;
+    }
+    for (; taken < n; taken++) {
+        sl_member_init *m = &members[taken];
+        sl__item *it = &items[taken];
+        it->key = m->key;
+        it->klen = m->key_len;
+        it->kind = (uint8_t)m->type;
+        it->v = m->v;
+        m->v = NULL;
+        if (it->v != NULL)
+            continue;
+        switch (m->type) {
+        case SL_TYPE_NULL:
+            it->v = &sl__null_value;
+            break;
+        case SL_TYPE_BOOL:
+            it->v = m->u.b ? &sl__true_value : &sl__false_value;
+            break;
+        case SL_TYPE_INT:
+            it->u.i = m->u.i;
+            break;
+        case SL_TYPE_DOUBLE:
+            it->u.d = m->u.d;
+            break;
+        case SL_TYPE_STRING:
+            it->u.str.s = m->u.str.s;
+            it->u.str.len = m->u.str.len;
+            break;
+        default:
+            goto fail;   /* arrays and objects come as v */
+        }
+    }
+    sl_value *o = sl__container_build(true, items, n, spare_members, spare_key_bytes);
+    if (items != stack)
+        sl__mem_free(items);
+    return o;
+fail:
+    for (size_t i = 0; i < n; i++) {
+        if (i < taken)
+            sl_value_unref(items[i].v);
+        sl_value_unref(members[i].v);
+        members[i].v = NULL;
+    }
+    if (items != stack)
+        sl__mem_free(items);
+    return NULL;
+}
+
 /* ------------------------------------------------------------ copy */
 
 /*

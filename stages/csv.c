@@ -49,7 +49,10 @@ typedef struct csv_stage {
     bool infer_types;       /* option: numbers and nulls from text */
     char delim;             /* delimiter[0] */
     char **names;           /* current column names (owned) */
+    size_t *name_lens;      /* their lengths */
     size_t n_names;         /* entries in names */
+    char **numbered_names;  /* column_1, column_2, ... made so far (owned) */
+    size_t n_numbered;      /* entries in numbered_names */
     bool have_names;        /* names are set (header seen or columns given) */
     bool numbered;          /* no names: column_1, column_2, ... by position */
     bool header_pending;    /* the next line of a new file is a header */
@@ -58,6 +61,8 @@ typedef struct csv_stage {
     sl_buf scratch;         /* quoted fields of the current line, unescaped */
     csv_span *spans;        /* fields of the current line */
     size_t cap_spans;       /* entries allocated in spans */
+    sl_member_init *members; /* the fields of the current line, for sl_object_build */
+    size_t cap_members;     /* entries allocated in members */
     char numbuf[64];        /* a field copied for strtoll/strtod */
 } csv_stage;
 
@@ -66,7 +71,9 @@ static void free_names(csv_stage *cs)
     for (size_t i = 0; i < cs->n_names; i++)
         free(cs->names[i]);
     free(cs->names);
+    free(cs->name_lens);
     cs->names = NULL;
+    cs->name_lens = NULL;
     cs->n_names = 0;
 }
 
@@ -76,8 +83,12 @@ static int set_names(csv_stage *cs, sl_stage_ctx *sc, const char *const *src,
                      const size_t *lens, size_t n, const char *where)
 {
     char **names = calloc(n > 0 ? n : 1, sizeof(*names));
-    if (names == NULL)
+    size_t *name_lens = calloc(n > 0 ? n : 1, sizeof(*name_lens));
+    if (names == NULL || name_lens == NULL) {
+        free(names);
+        free(name_lens);
         return sl_stage_error(sc, SL_ENOMEM, "out of memory");
+    }
     for (size_t i = 0; i < n; i++) {
         size_t len = lens != NULL ? lens[i] : (src[i] != NULL ? strlen(src[i]) : 0);
         if (len == 0) {
@@ -89,6 +100,7 @@ static int set_names(csv_stage *cs, sl_stage_ctx *sc, const char *const *src,
         }
         if (names[i] == NULL)
             goto out_nomem;
+        name_lens[i] = strlen(names[i]);
         for (size_t j = 0; j < i; j++) {
             if (strcmp(names[j], names[i]) == 0) {
                 int rc = sl_stage_error(sc, SL_EPARSE, "%s: duplicate column name '%s'",
@@ -96,12 +108,14 @@ static int set_names(csv_stage *cs, sl_stage_ctx *sc, const char *const *src,
                 for (size_t k = 0; k <= i; k++)
                     free(names[k]);
                 free(names);
+                free(name_lens);
                 return rc;
             }
         }
     }
     free_names(cs);
     cs->names = names;
+    cs->name_lens = name_lens;
     cs->n_names = n;
     cs->have_names = true;
     return 0;
@@ -109,6 +123,7 @@ out_nomem:
     for (size_t k = 0; k < n; k++)
         free(names[k]);
     free(names);
+    free(name_lens);
     return sl_stage_error(sc, SL_ENOMEM, "out of memory");
 }
 
@@ -361,32 +376,64 @@ static bool looks_float(const char *s, size_t n)
     return i == n && (dot || exp);
 }
 
-/* The value of field i: typed per the rules at the top of the file. */
-static sl_value *field_value(csv_stage *cs, size_t i)
+/* Member m as field i: typed per the rules at the top of the file. The
+ * text stays where it is (the line or scratch) until the object is built. */
+static void field_init(csv_stage *cs, size_t i, sl_member_init *m)
 {
     const char *s = span_text(cs, i);
     size_t n = cs->spans[i].len;
-    if (!cs->infer_types || cs->spans[i].quoted)
-        return sl_value_string(s, n);
-    if (n == 0)
-        return sl_value_null();
-    if (n < sizeof(cs->numbuf)) {
-        int64_t iv;
-        double d;
-        if (parse_int(s, n, &iv))
-            return sl_value_int(iv);
-        if (looks_float(s, n)) {
-            if (fast_float(s, n, &d))
-                return sl_value_double(d);
-            memcpy(cs->numbuf, s, n);
-            cs->numbuf[n] = '\0';
-            errno = 0;
-            d = strtod(cs->numbuf, NULL);
-            if (errno == 0)
-                return sl_value_double(d);
+    m->v = NULL;
+    if (cs->infer_types && !cs->spans[i].quoted) {
+        if (n == 0) {
+            m->type = SL_TYPE_NULL;
+            return;
+        }
+        if (n < sizeof(cs->numbuf)) {
+            if (parse_int(s, n, &m->u.i)) {
+                m->type = SL_TYPE_INT;
+                return;
+            }
+            if (looks_float(s, n)) {
+                m->type = SL_TYPE_DOUBLE;
+                if (fast_float(s, n, &m->u.d))
+                    return;
+                memcpy(cs->numbuf, s, n);
+                cs->numbuf[n] = '\0';
+                errno = 0;
+                m->u.d = strtod(cs->numbuf, NULL);
+                if (errno == 0)
+                    return;
+            }
         }
     }
-    return sl_value_string(s, n);
+    m->type = SL_TYPE_STRING;
+    m->u.str.s = s;
+    m->u.str.len = n;
+}
+
+/* Room for n members and, without names, the names column_1..column_n. */
+static int reserve_members(csv_stage *cs, size_t n)
+{
+    if (n > cs->cap_members) {
+        sl_member_init *nm = realloc(cs->members, n * sizeof(*nm));
+        if (nm == NULL)
+            return SL_ENOMEM;
+        cs->members = nm;
+        cs->cap_members = n;
+    }
+    if (cs->numbered && n > cs->n_numbered) {
+        char **nn = realloc(cs->numbered_names, n * sizeof(*nn));
+        if (nn == NULL)
+            return SL_ENOMEM;
+        cs->numbered_names = nn;
+        for (; cs->n_numbered < n; cs->n_numbered++) {
+            char key[32];
+            snprintf(key, sizeof(key), "column_%zu", cs->n_numbered + 1);
+            if ((nn[cs->n_numbered] = strdup(key)) == NULL)
+                return SL_ENOMEM;
+        }
+    }
+    return 0;
 }
 
 /* A header line: take the names from it (unless columns were given). */
@@ -456,24 +503,23 @@ static int csv_process(void *state, sl_stage_ctx *sc, sl_record *rec)
     if (!cs->numbered && (size_t)n != cs->n_names)
         return sl_stage_error(sc, SL_EPARSE, "%s: expected %zu columns, got %ld",
                               sl__record_where(rec, where, sizeof(where)), cs->n_names, n);
-    sl_value *obj = sl_value_object();
-    if (obj == NULL)
+    if (reserve_members(cs, (size_t)n) < 0)
         return sl_stage_error(sc, SL_ENOMEM, "out of memory");
     for (size_t i = 0; i < (size_t)n; i++) {
-        sl_value *v = field_value(cs, i);
-        int rc;
+        sl_member_init *m = &cs->members[i];
         if (cs->numbered) {
-            char key[32];
-            snprintf(key, sizeof(key), "column_%zu", i + 1);
-            rc = v != NULL ? sl_object_set(obj, key, v) : SL_ENOMEM;
+            m->key = cs->numbered_names[i];
+            m->key_len = strlen(m->key);
         } else {
-            rc = v != NULL ? sl_object_set(obj, cs->names[i], v) : SL_ENOMEM;
+            m->key = cs->names[i];
+            m->key_len = cs->name_lens[i];
         }
-        if (rc < 0) {
-            sl_value_unref(obj);
-            return sl_stage_error(sc, SL_ENOMEM, "out of memory");
-        }
+        field_init(cs, i, m);
     }
+    /* One allocation for the whole row; room for a few fields a map adds. */
+    sl_value *obj = sl_object_build(cs->members, (size_t)n, 4, 48);
+    if (obj == NULL)
+        return sl_stage_error(sc, SL_ENOMEM, "out of memory");
     if (sl_record_set_fields(rec, obj) < 0)
         return sl_stage_error(sc, SL_ENOMEM, "out of memory");
     sl_record_clear_payload(rec);
@@ -487,6 +533,10 @@ static void csv_destroy(void *state)
     free_names(cs);
     free(cs->header_locator);
     free(cs->spans);
+    free(cs->members);
+    for (size_t i = 0; i < cs->n_numbered; i++)
+        free(cs->numbered_names[i]);
+    free(cs->numbered_names);
     sl_buf_fini(&cs->scratch);
 }
 

@@ -98,6 +98,37 @@ sl_value *sl_object_get_mut(sl_value *o, const char *key);
 int sl_object_set(sl_value *o, const char *key, sl_value *v); /* takes ownership */
 int sl_object_del(sl_value *o, const char *key);        /* SL_ENOTFOUND if absent */
 
+/*
+ * An object built in one go, for code that knows a record's fields up
+ * front (a CSV row, a fixed schema): the members, their keys and their
+ * numbers and strings share one allocation, so the object costs one
+ * allocation to make and one to free instead of one per field. Each
+ * member is a value already made (v, taken over) or, with v NULL, a
+ * scalar of type `type` (null, bool, int, double or string) copied in.
+ */
+typedef struct sl_member_init {
+    const char *key;        /* key_len bytes, no NUL inside */
+    size_t key_len;
+    sl_value *v;            /* taken over (also on failure); NULL: the scalar below */
+    sl_type type;           /* with v NULL: SL_TYPE_NULL, _BOOL, _INT, _DOUBLE or _STRING */
+    union {
+        bool b;
+        int64_t i;
+        double d;
+        struct {
+            const char *s;  /* len bytes, copied */
+            size_t len;
+        } str;
+    } u;
+} sl_member_init;
+
+/* The object of members[0..n) in insertion order (a repeated key keeps its
+ * first position and its last value), with room for spare_members more
+ * members and spare_key_bytes of their keys (each key takes its length +
+ * 1) before it grows. NULL on out of memory or an invalid type. */
+sl_value *sl_object_build(sl_member_init *members, size_t n, size_t spare_members,
+                          size_t spare_key_bytes);
+
 /* Iteration in insertion order: for (it = sl_object_iter(o); it; it = sl_object_next(o, it)) */
 void *sl_object_iter(const sl_value *o);
 void *sl_object_next(const sl_value *o, void *it);

@@ -2,6 +2,7 @@
  * arrays, objects. */
 #include <criterion/criterion.h>
 #include <math.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "sluice/error.h"
@@ -426,4 +427,85 @@ Test(value, parsed_fields_shared_and_moved_between_containers)
     cr_expect_eq(sl_value_get_int(a), 1);
     sl_value_unref(a);
     sl_value_unref(s);   /* the last references: nothing may be left */
+}
+
+/* sl_object_build: one allocation, same reads as an object set field by
+ * field, a repeated key keeps its first position and its last value, and
+ * the result grows and copies like any object. */
+Test(value, object_build)
+{
+    sl_value *tags = sl_value_array();
+    cr_assert_eq(sl_array_append(tags, sl_value_cstring("a")), 0);
+    sl_member_init m[] = {
+        {.key = "id", .key_len = 2, .type = SL_TYPE_INT, .u.i = 42},
+        {.key = "ratio", .key_len = 5, .type = SL_TYPE_DOUBLE, .u.d = 0.25},
+        {.key = "name", .key_len = 4, .type = SL_TYPE_STRING, .u.str = {"bob\0x", 5}},
+        {.key = "none", .key_len = 4, .type = SL_TYPE_NULL},
+        {.key = "ok", .key_len = 2, .type = SL_TYPE_BOOL, .u.b = true},
+        {.key = "tags", .key_len = 4, .v = tags},
+        {.key = "id", .key_len = 2, .type = SL_TYPE_INT, .u.i = 7},
+    };
+    sl_value *o = sl_object_build(m, 7, 0, 0);
+    cr_assert_not_null(o);
+    cr_assert_null(m[5].v, "the value was taken over");
+    cr_assert_eq(sl_object_len(o), 6);
+    void *it = sl_object_iter(o);
+    cr_assert_str_eq(sl_object_iter_key(it), "id");
+    cr_assert_eq(sl_value_get_int(sl_object_iter_value(it)), 7);
+    cr_assert_eq(sl_value_get_double(sl_object_get(o, "ratio")), 0.25);
+    size_t len;
+    const char *s = sl_value_get_string(sl_object_get(o, "name"), &len);
+    cr_assert_eq(len, 5);
+    cr_assert_eq(memcmp(s, "bob\0x", 5), 0);
+    cr_assert_eq(sl_value_type(sl_object_get(o, "none")), SL_TYPE_NULL);
+    cr_assert(sl_value_get_bool(sl_object_get(o, "ok")));
+    cr_assert_eq(sl_array_len(sl_object_get(o, "tags")), 1);
+
+    /* Outlive the object through a reference to a member. */
+    sl_value *name = sl_value_ref(sl_object_get(o, "name"));
+    cr_assert_eq(sl_object_set(o, "extra", sl_value_int(1)), 0);
+    cr_assert_eq(sl_object_del(o, "ratio"), 0);
+    cr_assert_eq(sl_object_set(o, "name", sl_value_cstring("ann")), 0);
+    sl_buf b;
+    sl_buf_init(&b);
+    cr_assert_eq(sl_json_dump(o, &b), 0);
+    cr_assert_str_eq(b.data, "{\"id\":7,\"name\":\"ann\",\"none\":null,\"ok\":true,"
+                             "\"tags\":[\"a\"],\"extra\":1}");
+    sl_buf_fini(&b);
+    sl_value *copy = sl_value_copy(o);
+    sl_value_unref(o);
+    cr_assert_eq(sl_value_get_string(name, &len)[0], 'b');
+    cr_assert_eq(sl_object_len(copy), 6);
+    sl_value_unref(copy);
+    sl_value_unref(name);
+}
+
+/* An invalid scalar type fails and drops every value passed in. */
+Test(value, object_build_rejects_invalid_type)
+{
+    sl_member_init m[] = {
+        {.key = "a", .key_len = 1, .v = sl_value_cstring("taken")},
+        {.key = "b", .key_len = 1, .type = SL_TYPE_ARRAY},
+        {.key = "c", .key_len = 1, .v = sl_value_cstring("also")},
+    };
+    cr_assert_null(sl_object_build(m, 3, 0, 0));
+    cr_assert_null(m[0].v);
+    cr_assert_null(m[2].v);
+}
+
+/* More members than the builder keeps on its stack. */
+Test(value, object_build_many_members)
+{
+    sl_member_init m[100];
+    char keys[100][8];
+    for (int i = 0; i < 100; i++) {
+        snprintf(keys[i], sizeof(keys[i]), "k%d", i);
+        m[i] = (sl_member_init){.key = keys[i], .key_len = strlen(keys[i]),
+                                .type = SL_TYPE_INT, .u.i = i};
+    }
+    sl_value *o = sl_object_build(m, 100, 2, 16);
+    cr_assert_not_null(o);
+    cr_assert_eq(sl_object_len(o), 100);
+    cr_assert_eq(sl_value_get_int(sl_object_get(o, "k99")), 99);
+    sl_value_unref(o);
 }
