@@ -487,6 +487,19 @@ void sl_record_clear_payload(sl_record *r)
 
 /* ------------------------------------------------------------ fields */
 
+/* Bytes of a record's fields worth fetching ahead: a parsed event of ten
+ * fields is 500-700 bytes; fetching past the end costs a little bandwidth. */
+#define SL__PREFETCH_BYTES 640
+
+void sl__record_prefetch_fields(const sl_record *r)
+{
+    const char *f = (const char *)r->fields;
+    if (f == NULL)
+        return;
+    for (size_t off = 0; off < SL__PREFETCH_BYTES; off += 64)
+        __builtin_prefetch(f + off, 0, 3);
+}
+
 const sl_value *sl_record_fields(const sl_record *r)
 {
     return r->fields != NULL ? r->fields : shared_empty_fields();

@@ -42,4 +42,18 @@ int sl__record_ack_inherit(sl_record *dst, const sl_record *src);
 /* Keep only the sinks in keep: release the rest, drop emptied references. */
 void sl__record_ack_narrow(sl_record *r, uint32_t keep);
 
+/*
+ * Start fetching what a consumer is about to read of r: its fields (the
+ * first SL__PREFETCH_BYTES of them; a parsed record is one allocation).
+ * Records arrive from another core, so their first touch is a cache miss
+ * that a loop over a batch can overlap with the work on the record before.
+ * The record itself must be in cache already (sl__record_prefetch_head).
+ */
+void sl__record_prefetch_fields(const sl_record *r);
+/* Start fetching r itself (its first cache line). */
+static inline void sl__record_prefetch_head(const sl_record *r)
+{
+    __builtin_prefetch(r, 0, 3);
+}
+
 #endif

@@ -768,7 +768,19 @@ static void free_records(sl_record **items, size_t from, size_t n)
 static int process_batch(run_worker *w, sl_record **items, size_t n)
 {
     run_stage *st = w->st;
+    /* Fetch ahead: record i + 2 itself, then the fields of i + 1 (whose
+     * record arrived meanwhile), while record i is processed. */
+    if (n > 0)
+        sl__record_prefetch_head(items[0]);
+    if (n > 1)
+        sl__record_prefetch_head(items[1]);
+    if (n > 0)
+        sl__record_prefetch_fields(items[0]);
     for (size_t i = 0; i < n; i++) {
+        if (i + 2 < n)
+            sl__record_prefetch_head(items[i + 2]);
+        if (i + 1 < n)
+            sl__record_prefetch_fields(items[i + 1]);
         if (sl_ctx_is_done(st->run->root)) {
             free_records(items, i, n);
             return STEP_STOP;
