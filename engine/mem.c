@@ -50,9 +50,14 @@ typedef struct header {
 _Static_assert(sizeof(header) == HEADER, "header is 16 bytes");
 
 
+/* A thread's free blocks of one class: the list it allocates from and
+ * frees to (fewer than BATCH), and at most one full batch set aside, so
+ * that handing a batch on never walks a list (each block of it is likely
+ * cold: freed by a sink after another thread wrote it). */
 typedef struct local_class {
     free_block *head;
-    size_t n;
+    size_t n;               /* blocks on head */
+    free_block *full;       /* BATCH blocks, or NULL */
 } local_class;
 
 typedef struct local_cache {
@@ -105,6 +110,9 @@ static void cache_release(void *arg)
 {
     local_cache *lc = arg;
     for (size_t k = 0; k < NCLASS; k++) {
+        if (lc->c[k].full != NULL)
+            give_batch(k, lc->c[k].full);
+        lc->c[k].full = NULL;
         free_block *b = lc->c[k].head;
         lc->c[k].head = NULL;
         lc->c[k].n = 0;
@@ -156,6 +164,11 @@ void *sl__mem_alloc(size_t size)
     size_t k = class_of(size + HEADER);
     local_class *lc = &cache.c[k];
     free_block *b = lc->head;
+    if (b == NULL && lc->full != NULL) {
+        b = lc->head = lc->full;
+        lc->n = BATCH;
+        lc->full = NULL;
+    }
     if (b == NULL) {
         if (!cache.registered)
             cache_register();
@@ -207,16 +220,15 @@ void sl__mem_free(void *p)
     free_block *b = (free_block *)h;
     b->next = lc->head;
     lc->head = b;
-    if (++lc->n < 2 * BATCH)
+    if (++lc->n < BATCH)
         return;
-    /* Hand the oldest BATCH blocks on; keep the newest (warm) ones. */
-    free_block *last = lc->head;
-    for (size_t i = 1; i < BATCH; i++)
-        last = last->next;
-    free_block *batch = last->next;
-    last->next = NULL;
-    lc->n = BATCH;
-    give_batch(k, batch);
+    /* head is a whole batch: set it aside, handing on the one set aside
+     * before (the older, colder one). */
+    if (lc->full != NULL)
+        give_batch(k, lc->full);
+    lc->full = lc->head;
+    lc->head = NULL;
+    lc->n = 0;
 }
 
 #else /* SL__MEM_PASSTHROUGH */

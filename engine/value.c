@@ -233,7 +233,7 @@ static void value_free(sl_value *v)
         for (size_t i = 0; i < a->len; i++)
             drop_child(v, a->items[i]);
         if (!v->inline_block)
-            free(a->items);
+            sl__mem_free(a->items);
         break;
     }
     case SL_TYPE_OBJECT: {
@@ -241,7 +241,7 @@ static void value_free(sl_value *v)
         for (size_t i = 0; i < o->len; i++)
             drop_child(v, o->m[i].value);
         if (!v->inline_block)
-            free(o->m);
+            sl__mem_free(o->m);
         free(o->index);
         break;
     }
@@ -366,7 +366,9 @@ static int obj_grow(sl__object *o, size_t kneed)
     size_t bs = block_size(cap, kcap, &overflow);
     if (overflow)
         return SL_ENOMEM;
-    sl__member *m = malloc(bs);
+    /* From the record allocator: the block is often freed by another
+     * thread (a sink), which glibc's arenas handle under a lock. */
+    sl__member *m = sl__mem_alloc(bs);
     if (m == NULL)
         return SL_ENOMEM;
     char *keys = (char *)(m + cap);
@@ -379,7 +381,7 @@ static int obj_grow(sl__object *o, size_t kneed)
         used += o->m[i].klen + 1;
     }
     if (!o->h.inline_block)
-        free(o->m);
+        sl__mem_free(o->m);
     o->h.inline_block = 0;
     o->m = m;
     o->cap = cap;
@@ -903,18 +905,16 @@ int sl__array_push(sl_value *av, sl_value *item)
             sl_value_unref(item);
             return SL_ENOMEM;
         }
-        sl_value **items;
-        if (av->inline_block) {
-            items = malloc(cap * sizeof(*items));
-            if (items != NULL && a->len > 0)
-                memcpy(items, a->items, a->len * sizeof(*items));
-        } else {
-            items = realloc(a->items, cap * sizeof(*items));
-        }
+        /* A new vector from the record allocator (see obj_grow). */
+        sl_value **items = sl__mem_alloc(cap * sizeof(*items));
         if (items == NULL) {
             sl_value_unref(item);
             return SL_ENOMEM;
         }
+        if (a->len > 0)
+            memcpy(items, a->items, a->len * sizeof(*items));
+        if (!av->inline_block)
+            sl__mem_free(a->items);
         av->inline_block = 0;
         a->items = items;
         a->cap = cap;

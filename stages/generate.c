@@ -18,6 +18,7 @@
  * and `count` stays the last number made, not a count per run.
  */
 #include <stddef.h>
+#include <string.h>
 
 #include "sluice/plugin.h"
 
@@ -61,6 +62,18 @@ static sl_record *make_record(const sl__generate *g, sl_stage_ctx *sc,
             return NULL;
         }
         return rec;
+    }
+    /* An object with room for every field and a few a map adds, so that
+     * setting them one by one (each may read the ones before) allocates
+     * nothing more. */
+    size_t key_bytes = 48;
+    for (size_t i = 0; i < g->fields.n; i++)
+        key_bytes += strlen(g->fields.keys[i]) + 1;
+    sl_value *obj = sl_object_build(NULL, 0, g->fields.n + 4, key_bytes);
+    if (obj == NULL || sl_record_set_fields(rec, obj) < 0) {
+        sl_record_free(rec);
+        *rc = sl_stage_error(sc, SL_ENOMEM, "out of memory");
+        return NULL;
     }
     sl_expr_env env = {.seq = n, .now_ns = 0};
     for (size_t i = 0; i < g->fields.n; i++) {
