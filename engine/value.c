@@ -588,9 +588,17 @@ out_drop:
 sl_value *sl_object_build(sl_member_init *members, size_t n, size_t spare_members,
                           size_t spare_key_bytes)
 {
+    /* Sizes past a quarter of the address space cannot be allocated
+     * anyway; bounding them keeps sl__container_build's sums from
+     * wrapping. */
+    const size_t limit = SIZE_MAX / 4;
     sl__item stack[32];
     sl__item *items = stack;
     size_t taken = 0;   /* members whose v moved into items */
+    size_t bytes = spare_key_bytes;
+    if (n > limit / sizeof(sl__member) || spare_members > limit / sizeof(sl__member) - n ||
+        spare_key_bytes > limit)
+        goto fail;
     if (n > sizeof(stack) / sizeof(stack[0])) {
         items = n <= SIZE_MAX / sizeof(*items) ? sl__mem_alloc(n * sizeof(*items)) : NULL;
         if (items == NULL)
@@ -602,10 +610,20 @@ sl_value *sl_object_build(sl_member_init *members, size_t n, size_t spare_member
         it->key = m->key;
         it->klen = m->key_len;
         it->kind = (uint8_t)m->type;
-        it->v = m->v;
-        m->v = NULL;
-        if (it->v != NULL)
+        it->v = NULL;
+        if (m->key_len > limit - bytes)
+            goto fail;
+        bytes += m->key_len + 1;
+        if (m->v != NULL) {
+            /* Like sl_object_set: never a reference into another container. */
+            it->v = unembed(m->v);
+            m->v = NULL;
+            if (it->v == NULL) {
+                taken++;   /* unembed dropped it */
+                goto fail;
+            }
             continue;
+        }
         switch (m->type) {
         case SL_TYPE_NULL:
             it->v = &sl__null_value;
@@ -617,9 +635,16 @@ sl_value *sl_object_build(sl_member_init *members, size_t n, size_t spare_member
             it->u.i = m->u.i;
             break;
         case SL_TYPE_DOUBLE:
-            it->u.d = m->u.d;
+            /* As sl_value_double: JSON has no NaN or infinity. */
+            if (isfinite(m->u.d))
+                it->u.d = m->u.d;
+            else
+                it->v = &sl__null_value;
             break;
         case SL_TYPE_STRING:
+            if ((m->u.str.s == NULL && m->u.str.len > 0) || m->u.str.len > limit - bytes)
+                goto fail;
+            bytes += m->u.str.len + 1;
             it->u.str.s = m->u.str.s;
             it->u.str.len = m->u.str.len;
             break;

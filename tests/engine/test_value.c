@@ -509,3 +509,52 @@ Test(value, object_build_many_members)
     cr_assert_eq(sl_value_get_int(sl_object_get(o, "k99")), 99);
     sl_value_unref(o);
 }
+
+/* What sl_value_double and sl_object_set do, sl_object_build does too:
+ * NaN and infinities read as null; a scalar living inside another
+ * container is copied out rather than referenced into it. */
+Test(value, object_build_matches_setters)
+{
+    sl_value *src = NULL;
+    cr_assert_eq(sl_json_parse("{\"x\":12,\"s\":\"text\"}", 19, NULL, &src, NULL), 0);
+    sl_member_init m[] = {
+        {.key = "nan", .key_len = 3, .type = SL_TYPE_DOUBLE, .u.d = NAN},
+        {.key = "inf", .key_len = 3, .type = SL_TYPE_DOUBLE, .u.d = -INFINITY},
+        {.key = "x", .key_len = 1, .v = sl_value_ref(sl_object_get(src, "x"))},
+        {.key = "s", .key_len = 1, .v = sl_value_ref(sl_object_get(src, "s"))},
+    };
+    sl_value *o = sl_object_build(m, 4, 0, 0);
+    cr_assert_not_null(o);
+    cr_assert_eq(sl_value_type(sl_object_get(o, "nan")), SL_TYPE_NULL);
+    cr_assert_eq(sl_value_type(sl_object_get(o, "inf")), SL_TYPE_NULL);
+    /* o holds no reference into src: src goes now, o's copies stay. */
+    sl_value_unref(src);
+    cr_assert_eq(sl_value_get_int(sl_object_get(o, "x")), 12);
+    cr_assert_str_eq(sl_value_get_string(sl_object_get(o, "s"), NULL), "text");
+    sl_value_unref(o);
+}
+
+/* Sizes no allocation could hold, and a string without bytes, fail
+ * cleanly (dropping what was passed in) instead of wrapping around. */
+Test(value, object_build_rejects_impossible_sizes)
+{
+    sl_member_init m[] = {
+        {.key = "a", .key_len = 1, .v = sl_value_cstring("dropped")},
+    };
+    cr_assert_null(sl_object_build(m, 1, SIZE_MAX / 8, 0));
+    cr_assert_null(m[0].v);
+    m[0].v = sl_value_cstring("dropped");
+    cr_assert_null(sl_object_build(m, 1, 0, SIZE_MAX - 10));
+    cr_assert_null(m[0].v);
+    sl_member_init big[] = {
+        {.key = "a", .key_len = 1, .v = sl_value_cstring("dropped")},
+        {.key = "b", .key_len = 1, .type = SL_TYPE_STRING, .u.str = {"x", SIZE_MAX - 1}},
+        {.key = "c", .key_len = 1, .type = SL_TYPE_STRING, .u.str = {NULL, 3}},
+    };
+    cr_assert_null(sl_object_build(big, 2, 0, 0));
+    cr_assert_null(big[0].v);
+    big[0].v = sl_value_cstring("dropped");
+    big[1].u.str.len = 1;
+    cr_assert_null(sl_object_build(big, 3, 0, 0));
+    cr_assert_null(big[0].v);
+}
