@@ -142,6 +142,7 @@ sl_value *sl__array_new_sized(size_t cap)
     a->items = (sl_value **)(a + 1);
     a->len = 0;
     a->cap = cap;
+    a->counted = 0;
     return &a->h;
 }
 
@@ -176,6 +177,7 @@ sl_value *sl__object_new_sized(size_t cap, size_t kbytes)
     o->kcap = kbytes;
     o->index = NULL;
     o->index_cap = 0;
+    o->counted = 0;
     return &o->h;
 }
 
@@ -214,12 +216,32 @@ sl_value *sl_value_ref(sl_value *v)
 static void value_free(sl_value *v);
 static sl_value *deep_copy(const sl_value *v);
 
+/* Whether container c's slot holding v has a reference to drop: not for
+ * an embedded scalar of c's own, nor for a singleton. */
+static inline bool counted_child(const sl_value *c, const sl_value *v)
+{
+    return v->type > SL_TYPE_BOOL && !(v->embedded && owner(v) == c);
+}
+
+static inline size_t *counted_of(sl_value *c)
+{
+    return c->type == SL_TYPE_OBJECT ? &SL__OBJECT(c)->counted : &SL__ARRAY(c)->counted;
+}
+
+/* Container c puts v in a slot. */
+static inline void slot_took(sl_value *c, const sl_value *v)
+{
+    if (counted_child(c, v))
+        (*counted_of(c))++;
+}
+
 /* Container c lets go of its child v: an embedded scalar of c's own is
  * only forgotten, anything else loses c's reference. */
-static inline void drop_child(const sl_value *c, sl_value *v)
+static inline void drop_child(sl_value *c, sl_value *v)
 {
-    if (v->embedded && owner(v) == c)
+    if (!counted_child(c, v))
         return;
+    (*counted_of(c))--;
     sl_value_unref(v);
 }
 
@@ -230,7 +252,7 @@ static void value_free(sl_value *v)
     switch ((sl_type)v->type) {
     case SL_TYPE_ARRAY: {
         sl__array *a = SL__ARRAY(v);
-        for (size_t i = 0; i < a->len; i++)
+        for (size_t i = 0; a->counted > 0 && i < a->len; i++)
             drop_child(v, a->items[i]);
         if (!v->inline_block)
             sl__mem_free(a->items);
@@ -238,7 +260,7 @@ static void value_free(sl_value *v)
     }
     case SL_TYPE_OBJECT: {
         sl__object *o = SL__OBJECT(v);
-        for (size_t i = 0; i < o->len; i++)
+        for (size_t i = 0; o->counted > 0 && i < o->len; i++)
             drop_child(v, o->m[i].value);
         if (!v->inline_block)
             sl__mem_free(o->m);
@@ -410,6 +432,7 @@ static int obj_append(sl__object *o, const char *key, size_t klen, sl_value *v)
     m->key = k;
     m->klen = klen;
     m->value = v;
+    slot_took(&o->h, v);
     o->len++;
     if (o->index != NULL)
         index_put(o, o->len - 1);
@@ -425,6 +448,7 @@ int sl__object_setn(sl_value *ov, const char *key, size_t klen, sl_value *v)
     if (at >= 0) {
         sl_value *old = o->m[at].value;
         o->m[at].value = v;
+        slot_took(ov, v);
         drop_child(ov, old);
         return 0;
     }
@@ -504,6 +528,7 @@ static void build_put(sl__object *o, const char *key, size_t klen, sl_value *v)
     if (at >= 0) {
         sl_value *old = o->m[at].value;
         o->m[at].value = v;
+        slot_took(&o->h, v);
         drop_child(&o->h, old);
         return;
     }
@@ -515,6 +540,7 @@ static void build_put(sl__object *o, const char *key, size_t klen, sl_value *v)
     m->key = k;
     m->klen = klen;
     m->value = v;
+    slot_took(&o->h, v);
     if (o->index != NULL)
         index_put(o, o->len - 1);
     else if (o->len > SL__OBJ_INDEX_MIN)
@@ -552,10 +578,12 @@ sl_value *sl__container_build(bool object, sl__item *items, size_t n, size_t ext
         o->kcap = kbytes;
         o->index = NULL;
         o->index_cap = 0;
+        o->counted = 0;
     } else {
         a->items = (sl_value **)(a + 1);
         a->len = 0;
         a->cap = cap;
+        a->counted = 0;
     }
     char *sp = (char *)c + head;
     for (size_t i = 0; i < n; i++) {
@@ -570,10 +598,12 @@ sl_value *sl__container_build(bool object, sl__item *items, size_t n, size_t ext
                 goto out_drop;
             }
         }
-        if (object)
+        if (object) {
             build_put(o, items[i].key, items[i].klen, v);
-        else
+        } else {
             a->items[a->len++] = v;
+            slot_took(c, v);
+        }
     }
     return c;
 out_drop:
@@ -699,6 +729,7 @@ static sl_value *deep_copy(const sl_value *v)
                 return NULL;
             }
             SL__ARRAY(a)->items[SL__ARRAY(a)->len++] = item;
+            slot_took(a, item);
         }
         return a;
     }
@@ -945,6 +976,7 @@ int sl__array_push(sl_value *av, sl_value *item)
         a->cap = cap;
     }
     a->items[a->len++] = item;
+    slot_took(av, item);
     return 0;
 }
 
@@ -989,6 +1021,7 @@ int sl_array_set(sl_value *a, size_t i, sl_value *item)
         return SL_ENOMEM;
     sl_value *old = SL__ARRAY(a)->items[i];
     SL__ARRAY(a)->items[i] = item;
+    slot_took(a, item);
     drop_child(a, old);
     return 0;
 out_drop:
@@ -1007,6 +1040,7 @@ sl_value *sl_array_get_mut(sl_value *a, size_t i)
     if (copy == NULL)
         return NULL;
     SL__ARRAY(a)->items[i] = copy;
+    slot_took(a, copy);
     drop_child(a, item);
     return copy;
 }
@@ -1093,6 +1127,7 @@ sl_value *sl_object_get_mut(sl_value *o, const char *key)
     if (copy == NULL)
         return NULL;
     SL__OBJECT(o)->m[at].value = copy;
+    slot_took(o, copy);
     drop_child(o, item);
     return copy;
 }

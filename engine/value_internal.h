@@ -79,6 +79,7 @@ typedef struct sl__array {
     sl_value **items;       /* inline (after the struct) or heap */
     size_t len;
     size_t cap;
+    size_t counted;         /* items holding a reference to drop (see below) */
 } sl__array;
 
 typedef struct sl__member {
@@ -97,7 +98,13 @@ typedef struct sl__object {
     size_t kcap;
     uint32_t *index;        /* NULL, or index_cap slots: member position + 1 */
     size_t index_cap;       /* a power of two, or 0 */
+    size_t counted;         /* members holding a reference to drop (see below) */
 } sl__object;
+
+/* `counted`: how many slots hold something freeing the container must
+ * drop — not its own embedded scalars, not the singletons. A parsed or
+ * built record has none, so freeing it (on a sink, another core) reads
+ * its header only instead of every member and scalar. */
 
 #define SL__INT(v)    ((sl__int *)(v))
 #define SL__DOUBLE(v) ((sl__double *)(v))

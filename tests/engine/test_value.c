@@ -558,3 +558,29 @@ Test(value, object_build_rejects_impossible_sizes)
     cr_assert_null(sl_object_build(big, 3, 0, 0));
     cr_assert_null(big[0].v);
 }
+
+/* Freeing a container drops exactly the references its slots hold, however
+ * they got there (parsed, built, set, replaced, deleted, copied on write):
+ * run under AddressSanitizer, a missed drop is a leak and an extra one a
+ * double free. */
+Test(value, container_drops_what_it_holds)
+{
+    const char *text = "{\"n\":1,\"s\":\"x\",\"a\":[1,\"two\",{\"k\":3}],\"o\":{\"p\":true}}";
+    sl_value *v = NULL;
+    cr_assert_eq(sl_json_parse(text, strlen(text), NULL, &v, NULL), 0);
+    sl_value *inner = sl_value_ref(sl_object_get(v, "o"));
+    cr_assert_eq(sl_object_set(v, "n", sl_value_cstring("now a string")), 0);
+    cr_assert_eq(sl_object_set(v, "s", sl_value_ref(inner)), 0);   /* held twice */
+    cr_assert_eq(sl_object_del(v, "o"), 0);
+    sl_value *arr = sl_object_get_mut(v, "a");
+    cr_assert_eq(sl_array_set(arr, 0, sl_value_ref(inner)), 0);
+    cr_assert_eq(sl_array_append(arr, sl_value_int(4)), 0);
+    sl_value *copy = sl_value_copy(v);
+    sl_value_unref(v);
+    /* v's two references to inner went with v; copy holds copies. */
+    cr_assert_eq(sl_value_get_bool(sl_object_get(inner, "p")), true);
+    cr_assert_eq(sl_array_len(sl_object_get(copy, "a")), 4);
+    sl_value_unref(copy);
+    cr_assert_eq(sl_value_get_bool(sl_object_get(inner, "p")), true);
+    sl_value_unref(inner);
+}
