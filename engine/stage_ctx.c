@@ -399,28 +399,39 @@ void sl__logv(sl_log_level level, const char *stage, const char *fmt,
     else
         snprintf(prefix, sizeof(prefix), "%s %s ", stamp, level_name(level));
 
-    char small[512];
+    /* The whole line in one buffer — "\r\033[K" when a live progress line
+     * is on screen, prefix, text, newline — written with one call: stderr
+     * is unbuffered, and other processes may append to the same file. */
+    const char *clear = atomic_load_explicit(&log_clear_line, memory_order_relaxed)
+                            ? "\r\033[K" : "";
+    char small[1024];
+    int hn = snprintf(small, sizeof(small), "%s%s", clear, prefix);
+    if (hn < 0)
+        hn = 0;
     va_list ap2;
     va_copy(ap2, ap);
-    int len = vsnprintf(small, sizeof(small), fmt, ap2);
+    int tn = vsnprintf(small + hn, sizeof(small) - (size_t)hn - 1, fmt, ap2);
     va_end(ap2);
-    char *text = small;
-    if (len >= (int)sizeof(small)) {
-        text = malloc((size_t)len + 1);
-        if (text != NULL)
-            vsnprintf(text, (size_t)len + 1, fmt, ap);
-        else
-            text = small;   /* truncated is better than nothing */
+    if (tn < 0)
+        tn = 0;
+    char *line = small;
+    size_t len = (size_t)hn + (size_t)tn;
+    if (len + 2 > sizeof(small)) {
+        line = malloc(len + 2);
+        if (line != NULL) {
+            memcpy(line, small, (size_t)hn);
+            vsnprintf(line + hn, (size_t)tn + 1, fmt, ap);
+        } else {
+            line = small;   /* truncated is better than nothing */
+            len = sizeof(small) - 2;
+        }
     }
+    line[len++] = '\n';
     flockfile(out);
-    if (atomic_load_explicit(&log_clear_line, memory_order_relaxed))
-        fputs("\r\033[K", out);
-    fputs(prefix, out);
-    fputs(text, out);
-    fputc('\n', out);
+    fwrite(line, 1, len, out);
     funlockfile(out);
-    if (text != small)
-        free(text);
+    if (line != small)
+        free(line);
 }
 
 void sl__log(sl_log_level level, const char *stage, const char *fmt, ...)

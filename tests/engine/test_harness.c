@@ -470,6 +470,36 @@ Test(stage_ctx, log_levels)
     free(buf);
 }
 
+/* A line is written whole, in one write, however long: a 3,000-byte
+ * message is not cut, and with the live progress line on it starts by
+ * clearing the terminal line. */
+Test(stage_ctx, log_lines_whole)
+{
+    char long_text[3001];
+    memset(long_text, 'x', 3000);
+    long_text[3000] = '\0';
+    char *buf = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&buf, &len);
+    cr_assert_not_null(f);
+    sl__log_set_stream(f);
+    sl__log(SL_LOG_WARN, "s2", "long %s end", long_text);
+    sl__log_set_clear_line(true);
+    sl__log(SL_LOG_INFO, NULL, "short");
+    sl__log_set_clear_line(false);
+    sl__log_set_stream(NULL);
+    fclose(f);
+    char *first = strstr(buf, "WARN  [s2] long xxx");
+    cr_assert_not_null(first, "got: %.80s", buf);
+    char *nl = strchr(first, '\n');
+    cr_assert_not_null(nl);
+    cr_expect_eq(nl - first, (long)strlen("WARN  [s2] long ") + 3000 + 4);
+    cr_expect_eq(memcmp(nl - 4, " end", 4), 0);
+    cr_expect_eq(memcmp(nl + 1, "\r\033[K", 4), 0);
+    cr_expect_not_null(strstr(nl + 1, "INFO  short\n"));
+    free(buf);
+}
+
 /* ------------------------------------------------------------------ */
 /* A stage's own metrics                                               */
 /* ------------------------------------------------------------------ */
