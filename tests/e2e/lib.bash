@@ -8,10 +8,61 @@ set -euo pipefail
 : "${SLUICE_BIN:?set by ctest}"
 
 E2E_DIR=$(mktemp -d "${TMPDIR:-/tmp}/sluice-e2e.XXXXXX")
-trap 'rm -rf "$E2E_DIR"' EXIT
 cd "$E2E_DIR"
 ln -s "$SLUICE_SOURCE_DIR/pipelines" pipelines
 mkdir -p out
+
+# Every process below pid $1, children first.
+e2e_descendants() {
+    local c
+    for c in $(ps -o pid= --ppid "$1" 2>/dev/null); do
+        e2e_descendants "$c"
+        echo "$c"
+    done
+}
+
+# A script that hangs says where, instead of running into ctest's timeout
+# with nothing to show: after E2E_HANG_SECONDS (default 300) this watchdog
+# prints the processes below the script, every thread of each sluice among
+# them (gdb, when installed) and the end of each file in out/, then kills
+# them. Disowned, so a script's `jobs -p` and `wait` never see it.
+e2e_watchdog() {
+    set +e
+    local script=$1 pids p nap
+    # The sleep holds none of the script's output (ctest waits for that to
+    # close) and goes when the watchdog is told to.
+    sleep "${E2E_HANG_SECONDS:-300}" </dev/null >/dev/null 2>&1 &
+    nap=$!
+    trap 'kill "$nap" 2>/dev/null; exit 0' TERM
+    wait "$nap"
+    trap - TERM
+    local me=$BASHPID
+    pids=$(e2e_descendants "$script" | grep -vx "$me" || true)
+    {
+        echo "HANG: $(basename "$0") still running after ${E2E_HANG_SECONDS:-300}s; processes:"
+        for p in $pids; do
+            ps -o pid=,etimes=,args= -p "$p" 2>/dev/null | sed 's/^/  /'
+        done
+        for p in $pids; do
+            if [ "$(ps -o comm= -p "$p" 2>/dev/null)" = sluice ] && command -v gdb >/dev/null; then
+                echo "threads of sluice $p:"
+                timeout 60 gdb -p "$p" -batch -ex 'thread apply all bt' 2>/dev/null |
+                    grep -E '^(Thread|#)' | sed 's/^/  /'
+            fi
+        done
+        for f in "$E2E_DIR"/out/*; do
+            [ -f "$f" ] && grep -Iq . "$f" || continue   # text files only
+            echo "tail of out/$(basename "$f"):"
+            tail -n 15 "$f" | sed 's/^/  /'
+        done
+    } >&2
+    for p in $pids; do kill -9 "$p" 2>/dev/null || true; done
+    kill -9 "$script" 2>/dev/null || true
+}
+e2e_watchdog $$ &
+E2E_WATCHDOG=$!
+disown "$E2E_WATCHDOG"
+trap 'kill "$E2E_WATCHDOG" 2>/dev/null || true; rm -rf "$E2E_DIR"' EXIT
 
 failures=0
 
