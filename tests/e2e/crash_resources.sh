@@ -6,12 +6,11 @@
 . "$(dirname "$0")/lib.bash"
 
 mounts=()
-cleanup() {
+unmount_all() {
     local m
     for m in "${mounts[@]}"; do umount "$m" 2>/dev/null || true; done
-    rm -rf "$E2E_DIR"
 }
-trap cleanup EXIT
+e2e_on_exit unmount_all
 
 rows() { sql "$1" 'select count(*) from t' 2>/dev/null || echo 0; }
 has_rows() { [ "$(rows "$1")" -ge "$2" ]; }

@@ -56,7 +56,7 @@ srv.serve_forever()
 PY
 python3 out/server.py &
 server=$!
-trap 'kill "$server" 2>/dev/null; rm -rf "$E2E_DIR"' EXIT
+e2e_on_exit 'kill "$server" 2>/dev/null'
 wait_for "the test server" 30 test -s out/port
 port=$(cat out/port)
 

@@ -86,9 +86,13 @@ case "$statuses" in
     *) fail "no 503 from a blocked pipeline: $statuses" ;;
 esac
 expect_eq "Retry-After on 503" "yes" "${retry_seen:-no}"
-# (the slow stage takes a record a second: wait for the queue to be full)
-wait_for "health degraded" 10 bash -c \
-    "[ \"\$(curl -s -o /dev/null -w '%{http_code}' http://127.0.0.1:$port/health)\" = 503 ]"
+# The slow stage takes a record a second, so the queue empties now and
+# then: keep offering a request (200 or 503, both fine) until /health
+# finds the queue full.
+wait_for "health degraded" 20 bash -c \
+    "curl -s -o /dev/null --max-time 5 -H 'Content-Type: application/json' \
+         --data-binary '[{\"a\":0}]' http://127.0.0.1:$port/;
+     [ \"\$(curl -s -o /dev/null -w '%{http_code}' http://127.0.0.1:$port/health)\" = 503 ]"
 
 # Clients hammer the blocked pipeline: they get 503s, the process does not
 # grow (at most queue bodies wait; each connection reads one body).

@@ -28,14 +28,14 @@ e2e_descendants() {
 # them. Disowned, so a script's `jobs -p` and `wait` never see it.
 e2e_watchdog() {
     set +e
-    local script=$1 pids p nap
-    # The sleep holds none of the script's output (ctest waits for that to
-    # close) and goes when the watchdog is told to.
-    sleep "${E2E_HANG_SECONDS:-300}" </dev/null >/dev/null 2>&1 &
-    nap=$!
-    trap 'kill "$nap" 2>/dev/null; exit 0' TERM
-    wait "$nap"
-    trap - TERM
+    local script=$1 limit=${E2E_HANG_SECONDS:-300} waited=0 pids p
+    # One-second naps that hold none of the script's output (ctest waits
+    # for that to close); the watchdog leaves as soon as the script has.
+    while [ "$waited" -lt "$limit" ]; do
+        sleep 1 </dev/null >/dev/null 2>&1
+        kill -0 "$script" 2>/dev/null || exit 0
+        waited=$((waited + 1))
+    done
     local me=$BASHPID
     pids=$(e2e_descendants "$script" | grep -vx "$me" || true)
     {
@@ -62,7 +62,27 @@ e2e_watchdog() {
 e2e_watchdog $$ &
 E2E_WATCHDOG=$!
 disown "$E2E_WATCHDOG"
-trap 'kill "$E2E_WATCHDOG" 2>/dev/null || true; rm -rf "$E2E_DIR"' EXIT
+# On the way out, however the script ends (a failed check under set -e
+# included), nothing it started lives on: a server left running would
+# keep ctest's output pipe open and stall the whole run until the timeout.
+# Scripts add their own steps with e2e_on_exit instead of a trap of their
+# own (which would replace this one).
+E2E_ON_EXIT=()
+e2e_on_exit() {
+    E2E_ON_EXIT+=("$1")
+}
+e2e_cleanup() {
+    local step p
+    for step in "${E2E_ON_EXIT[@]}"; do
+        eval "$step" || true
+    done
+    kill "$E2E_WATCHDOG" 2>/dev/null || true
+    for p in $(e2e_descendants $$); do
+        kill -9 "$p" 2>/dev/null || true
+    done
+    rm -rf "$E2E_DIR"
+}
+trap e2e_cleanup EXIT
 
 failures=0
 
