@@ -140,9 +140,13 @@ stages:
   - {name: out, type: file, path: out/term.jsonl}
 YAML
 for round in 1 2 3; do
+    before=$(wc -c 2>/dev/null <out/term.jsonl || echo 0)
     "$SLUICE_BIN" run out/term.yaml --quiet >/dev/null 2>out/term.err &
     pid=$!
-    sleep 0.2
+    # Output means the run is under way (signals are sluice's by then); a
+    # TERM during start-up would simply kill it.
+    wait_for "round $round to write" 60 bash -c \
+        "[ \$(wc -c 2>/dev/null <out/term.jsonl || echo 0) -gt $before ] || ! kill -0 $pid"
     kill -TERM "$pid" 2>/dev/null || true
     rc=0; wait "$pid" || rc=$?
     expect_eq "term round $round: drained exit" "0" "$rc"

@@ -128,7 +128,9 @@ kill -INT "$pid"
 rc=0
 wait "$pid" || rc=$?
 expect_eq "SIGINT during a hanging fetch exits" "0" "$rc"
-if [ $((SECONDS - start)) -gt 5 ]; then
+# Not the request's 60 s timeout (sanitizer builds need a few seconds
+# to tear down on a busy machine).
+if [ $((SECONDS - start)) -gt 20 ]; then
     fail "sluice took $((SECONDS - start))s to stop"
 fi
 

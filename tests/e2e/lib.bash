@@ -80,7 +80,7 @@ e2e_cleanup() {
     for p in $(e2e_descendants $$); do
         kill -9 "$p" 2>/dev/null || true
     done
-    rm -rf "$E2E_DIR"
+    rm -rf "$E2E_DIR" 2>/dev/null || true
 }
 trap e2e_cleanup EXIT
 
