@@ -204,20 +204,8 @@ int main(int argc, char **argv)
     }
     if (only == NULL || strcmp(only, "typical") == 0) {
         snprintf(state, sizeof(state), "%s/typical-state.db", dir);
-        snprintf(text, sizeof(text),
-                 "name: typical\n"
-                 "stages:\n"
-                 "  - name: gen\n"
-                 "    type: generate\n"
-                 "    count: %ld\n"
-                 "    fields: {id: seq(), user: '\"u\" + to_string(seq() %% 100)',"
-                 " status: 'seq() %% 10 == 0 ? 500 : 200'}\n"
-                 "  - {name: ok, type: filter, where: status < 500}\n"
-                 "  - {name: tag, type: map, set: {kind: '\"ok\"'}, "
-                 "delete: [user]}\n"
-                 "  - {name: out, type: null}\n", n);
         sl__loaded l;
-        rc = load_text(dir, "typical", text, &l);
+        rc = load_typical(n, &l);
         if (rc == 0) {
             rc = compare("typical", &l, state, n, (uint64_t)n * 9 / 10, runs);
             sl__cli_unload(&l);

@@ -1,7 +1,8 @@
 /*
  * What the pipeline benchmarks share: three stages that do nothing (a
  * source of one-byte records, a pass-through, a sink), wall, process and
- * thread CPU clocks, a median, and one timed run of a pipeline.
+ * thread CPU clocks, a median, one timed run of a pipeline, and the
+ * "typical" pipeline the overhead benchmarks measure.
  *
  * Included by one bench_*.c each; everything is static and may go unused.
  */
@@ -14,7 +15,9 @@
 #include <stdlib.h>
 #include <sys/resource.h>
 #include <time.h>
+#include <unistd.h>
 
+#include "engine/cli.h"
 #include "engine/diag.h"
 #include "engine/run.h"
 #include "sluice/plugin.h"
@@ -148,6 +151,44 @@ BENCH_FN int timed_run(sl__run_opts *o, size_t last, double *wall, double *cpu,
         return 1;
     }
     return 0;
+}
+
+/* ------------------------------------------------------------------ */
+/* The typical pipeline                                                */
+/* ------------------------------------------------------------------ */
+
+/* generate (n records of three fields) -> filter (drops one in 10) -> map
+ * -> null: built-in stages doing a little real work each. Loaded into l;
+ * 0, or 1 if it could not be. */
+BENCH_FN int load_typical(long n, sl__loaded *l)
+{
+    char path[] = "/tmp/sluice-bench-typical-XXXXXX.yaml";
+    int fd = mkstemps(path, 5);
+    if (fd < 0)
+        return 1;
+    FILE *f = fdopen(fd, "w");
+    if (f == NULL) {
+        close(fd);
+        unlink(path);
+        return 1;
+    }
+    fprintf(f,
+            "name: typical\n"
+            "stages:\n"
+            "  - name: gen\n"
+            "    type: generate\n"
+            "    count: %ld\n"
+            "    fields: {id: seq(), user: '\"u\" + to_string(seq() %% 100)',"
+            " status: 'seq() %% 10 == 0 ? 500 : 200'}\n"
+            "  - {name: ok, type: filter, where: status < 500}\n"
+            "  - {name: tag, type: map, set: {kind: '\"ok\"'}, "
+            "delete: [user]}\n"
+            "  - {name: out, type: null}\n",
+            n);
+    fclose(f);
+    int rc = sl__cli_load(path, NULL, NULL, l);
+    unlink(path);
+    return rc != 0;
 }
 
 #endif

@@ -217,29 +217,8 @@ int main(int argc, char **argv)
         fprintf(stderr, "usage: bench_metrics [N >= 10] [runs 1..99]\n");
         return 2;
     }
-    char path[] = "/tmp/sluice-bench-metrics-XXXXXX.yaml";
-    int fd = mkstemps(path, 5);
-    if (fd < 0)
-        return 1;
-    FILE *f = fdopen(fd, "w");
-    fprintf(f,
-            "name: typical\n"
-            "stages:\n"
-            "  - name: gen\n"
-            "    type: generate\n"
-            "    count: %ld\n"
-            "    fields: {id: seq(), user: '\"u\" + to_string(seq() %% 100)',"
-            " status: 'seq() %% 10 == 0 ? 500 : 200'}\n"
-            "  - {name: ok, type: filter, where: status < 500}\n"
-            "  - {name: tag, type: map, set: {kind: '\"ok\"'}, "
-            "delete: [user]}\n"
-            "  - {name: out, type: null}\n",
-            n);
-    fclose(f);
     sl__loaded l;
-    int rc = sl__cli_load(path, NULL, NULL, &l);
-    unlink(path);
-    if (rc != 0)
+    if (load_typical(n, &l) != 0)
         return 1;
 
     printf("%ld records per run, %d runs per mode (alternating), medians\n",

@@ -234,31 +234,10 @@ int main(int argc, char **argv)
     if (tfd < 0)
         return 1;
     close(tfd);
-    char path[] = "/tmp/sluice-bench-trace-XXXXXX.yaml";
-    int fd = mkstemps(path, 5);
-    if (fd < 0)
-        return 1;
-    FILE *f = fdopen(fd, "w");
-    fprintf(f,
-            "name: typical\n"
-            "stages:\n"
-            "  - name: gen\n"
-            "    type: generate\n"
-            "    count: %ld\n"
-            "    fields: {id: seq(), user: '\"u\" + to_string(seq() %% 100)',"
-            " status: 'seq() %% 10 == 0 ? 500 : 200'}\n"
-            "  - {name: ok, type: filter, where: status < 500}\n"
-            "  - {name: tag, type: map, set: {kind: '\"ok\"'}, "
-            "delete: [user]}\n"
-            "  - {name: out, type: null}\n",
-            n);
-    fclose(f);
     sl__loaded l;
-    int rc = sl__cli_load(path, NULL, NULL, &l);
-    unlink(path);
-    if (rc != 0)
+    if (load_typical(n, &l) != 0)
         return 1;
-    rc = 0;
+    int rc = 0;
     if (only == NULL || strcmp(only, "trivial") == 0)
         rc |= compare("trivial", NULL, n, runs, trace);
     if (only == NULL || strcmp(only, "typical") == 0)

@@ -26,15 +26,7 @@
 #include "sluice/channel.h"
 #include "sluice/error.h"
 
-#define CHECK(cond, ...)                                                    \
-    do {                                                                    \
-        if (!(cond)) {                                                      \
-            fprintf(stderr, "stress_acks: %s:%d: ", __FILE__, __LINE__);    \
-            fprintf(stderr, __VA_ARGS__);                                   \
-            fputc('\n', stderr);                                            \
-            exit(1);                                                        \
-        }                                                                   \
-    } while (0)
+#include "stress_common.h"
 
 #define BATCH 256
 

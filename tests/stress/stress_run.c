@@ -23,41 +23,7 @@
 #include "engine/run.h"
 #include "sluice/plugin.h"
 
-#define CHECK(cond, ...)                                                    \
-    do {                                                                    \
-        if (!(cond)) {                                                      \
-            fprintf(stderr, "stress_run: %s:%d: ", __FILE__, __LINE__);     \
-            fprintf(stderr, __VA_ARGS__);                                   \
-            fputc('\n', stderr);                                            \
-            exit(1);                                                        \
-        }                                                                   \
-    } while (0)
-
-typedef struct src_state {
-    int64_t count;   /* 0: until stopped */
-} src_state;
-
-static const sl_option src_options[] = {
-    {SL_OPT_INT, "count", "0", 0, offsetof(src_state, count), 0, 0, NULL, ""},
-    SL_OPTIONS_END,
-};
-
-static int src_run(void *state, sl_stage_ctx *sc)
-{
-    src_state *st = state;
-    for (int64_t i = 1; st->count == 0 || i <= st->count; i++) {
-        if (sl_stage_stopping(sc))
-            return 0;
-        sl_record *r = sl_record_new();
-        if (r == NULL)
-            return SL_ENOMEM;
-        sl_record_set(r, "n", sl_value_int(i));
-        int rc = sl_emit(sc, r);
-        if (rc != 0)
-            return rc;
-    }
-    return 0;
-}
+#include "stress_common.h"
 
 typedef struct work_state {
     int64_t fail_at;  /* 0: never */
@@ -101,10 +67,6 @@ static int sink_flush(void *state, sl_stage_ctx *sc)
     return 0;
 }
 
-static const sl_stage_desc src_desc = {
-    SL_STAGE_DESC_HEADER, .name = "src", .kind = SL_STAGE_SOURCE,
-    .options = src_options, .state_size = sizeof(src_state), .run = src_run,
-};
 static const sl_stage_desc work_desc = {
     SL_STAGE_DESC_HEADER, .name = "work", .kind = SL_STAGE_TRANSFORM,
     .options = work_options, .state_size = sizeof(work_state),

@@ -27,33 +27,25 @@
 #include "engine/run_internal.h"
 #include "sluice/plugin.h"
 
-#define CHECK(cond, ...)                                                    \
-    do {                                                                    \
-        if (!(cond)) {                                                      \
-            fprintf(stderr, "stress_run_stop: %s:%d: ", __FILE__, __LINE__); \
-            fprintf(stderr, __VA_ARGS__);                                   \
-            fputc('\n', stderr);                                            \
-            exit(1);                                                        \
-        }                                                                   \
-    } while (0)
+#include "stress_common.h"
 
-typedef struct src_state {
+typedef struct quiet_src_state {
     int64_t quiet;   /* 1: emit one record, then wait for the stop */
     int64_t count;   /* 0: until stopped */
-} src_state;
+} quiet_src_state;
 
-static const sl_option src_options[] = {
-    {SL_OPT_INT, "quiet", "0", 0, offsetof(src_state, quiet), 0, 0, NULL, ""},
-    {SL_OPT_INT, "count", "0", 0, offsetof(src_state, count), 0, 0, NULL, ""},
+static const sl_option quiet_src_options[] = {
+    {SL_OPT_INT, "quiet", "0", 0, offsetof(quiet_src_state, quiet), 0, 0, NULL, ""},
+    {SL_OPT_INT, "count", "0", 0, offsetof(quiet_src_state, count), 0, 0, NULL, ""},
     SL_OPTIONS_END,
 };
 
 /* Cancelled by main once the monitor is in its long sleep. */
 static sl_ctx *go;
 
-static int src_run(void *state, sl_stage_ctx *sc)
+static int quiet_src_run(void *state, sl_stage_ctx *sc)
 {
-    src_state *st = state;
+    quiet_src_state *st = state;
     if (st->quiet)
         sl_ctx_wait(go, INT64_MAX);
     for (int64_t i = 1; st->count == 0 || i <= st->count; i++) {
@@ -87,9 +79,9 @@ static int sink_process(void *state, sl_stage_ctx *sc, sl_record *rec)
     return 0;
 }
 
-static const sl_stage_desc src_desc = {
+static const sl_stage_desc quiet_src_desc = {
     SL_STAGE_DESC_HEADER, .name = "src", .kind = SL_STAGE_SOURCE,
-    .options = src_options, .state_size = sizeof(src_state), .run = src_run,
+    .options = quiet_src_options, .state_size = sizeof(quiet_src_state), .run = quiet_src_run,
 };
 static const sl_stage_desc pass_desc = {
     SL_STAGE_DESC_HEADER, .name = "pass", .kind = SL_STAGE_TRANSFORM,
@@ -126,7 +118,7 @@ static sl__run *make_run(sl_config *cfg, sl_stage_conf conf[2],
     memset(conf, 0, 2 * sizeof(*conf));
     memset(st, 0, 2 * sizeof(*st));
     conf[0].name = "src";
-    conf[0].desc = &src_desc;
+    conf[0].desc = &quiet_src_desc;
     conf[1].name = "sink";
     conf[1].desc = &sink_desc;
     for (int i = 0; i < 2; i++) {
@@ -218,7 +210,7 @@ static void throttled(void)
     sl__run_stage st[3];
     memset(conf, 0, sizeof(conf));
     memset(st, 0, sizeof(st));
-    const sl_stage_desc *descs[3] = {&src_desc, &pass_desc, &sink_desc};
+    const sl_stage_desc *descs[3] = {&quiet_src_desc, &pass_desc, &sink_desc};
     const char *names[3] = {"src", "pass", "sink"};
     for (int i = 0; i < 3; i++) {
         conf[i].name = (char *)names[i];

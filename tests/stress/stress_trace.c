@@ -25,47 +25,7 @@
 #include "engine/watchdog.h"
 #include "sluice/plugin.h"
 
-#define CHECK(cond, ...)                                                  \
-    do {                                                                  \
-        if (!(cond)) {                                                    \
-            fprintf(stderr, "stress_trace: %s:%d: ", __FILE__, __LINE__); \
-            fprintf(stderr, __VA_ARGS__);                                 \
-            fputc('\n', stderr);                                          \
-            exit(1);                                                      \
-        }                                                                 \
-    } while (0)
-
-typedef struct src_state {
-    int64_t count;   /* 0: until stopped */
-} src_state;
-
-static const sl_option src_options[] = {
-    {SL_OPT_INT, "count", "0", 0, offsetof(src_state, count), 0, 0, NULL, ""},
-    SL_OPTIONS_END,
-};
-
-static int src_run(void *state, sl_stage_ctx *sc)
-{
-    src_state *st = state;
-    for (int64_t i = 1; st->count == 0 || i <= st->count; i++) {
-        if (sl_stage_stopping(sc))
-            return 0;
-        sl_record *r = sl_record_new();
-        if (r == NULL)
-            return SL_ENOMEM;
-        sl_record_set_position(r, sl_stage_name(sc), NULL, -1, i);
-        sl_record_set(r, "n", sl_value_int(i));
-        int rc = sl_emit(sc, r);
-        if (rc != 0)
-            return rc;
-    }
-    return 0;
-}
-
-static const sl_stage_desc src_desc = {
-    SL_STAGE_DESC_HEADER, .name = "src", .kind = SL_STAGE_SOURCE,
-    .options = src_options, .state_size = sizeof(src_state), .run = src_run,
-};
+#include "stress_common.h"
 
 static int flaky_process(void *state, sl_stage_ctx *sc, sl_record *rec)
 {
