@@ -26,6 +26,7 @@ typedef struct sl__generate {
     int64_t count;          /* options; immutable */
     double rate;            /* records per second; 0 = as fast as possible */
     sl_exprmap fields;
+    size_t key_bytes;       /* key room of each record's object (init) */
 } sl__generate;
 
 static const sl_option generate_options[] = {
@@ -66,10 +67,7 @@ static sl_record *make_record(const sl__generate *g, sl_stage_ctx *sc,
     /* An object with room for every field and a few a map adds, so that
      * setting them one by one (each may read the ones before) allocates
      * nothing more. */
-    size_t key_bytes = 48;
-    for (size_t i = 0; i < g->fields.n; i++)
-        key_bytes += strlen(g->fields.keys[i]) + 1;
-    sl_value *obj = sl_object_build(NULL, 0, g->fields.n + 4, key_bytes);
+    sl_value *obj = sl_object_build(NULL, 0, g->fields.n + 4, g->key_bytes);
     if (obj == NULL || sl_record_set_fields(rec, obj) < 0) {
         sl_record_free(rec);
         *rc = sl_stage_error(sc, SL_ENOMEM, "out of memory");
@@ -99,6 +97,17 @@ static sl_record *make_record(const sl__generate *g, sl_stage_ctx *sc,
         }
     }
     return rec;
+}
+
+static int generate_init(void *state, sl_stage_ctx *sc)
+{
+    (void)sc;
+    sl__generate *g = state;
+    /* The field names, and room for the names of a few a map adds. */
+    g->key_bytes = 48;
+    for (size_t i = 0; i < g->fields.n; i++)
+        g->key_bytes += strlen(g->fields.keys[i]) + 1;
+    return 0;
 }
 
 static int generate_run(void *state, sl_stage_ctx *sc)
@@ -148,5 +157,6 @@ const sl_stage_desc sl_stage_generate = {
     .summary = "make synthetic records from expressions, at a rate or up to a count",
     .options = generate_options,
     .state_size = sizeof(sl__generate),
+    .init = generate_init,
     .run = generate_run,
 };
